@@ -1,0 +1,1 @@
+"""Test bench: real sshd targets in containers (filled in by the harness work)."""
