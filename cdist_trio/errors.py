@@ -32,9 +32,7 @@ class InvalidTypeError(UserError):
 
     def __init__(self, type_name: str, type_path: str, real_path: str) -> None:
         self.type_name = type_name
-        super().__init__(
-            f"Invalid type '{type_name}' at '{type_path}' defined at '{real_path}'"
-        )
+        super().__init__(f"Invalid type '{type_name}' at '{type_path}' defined at '{real_path}'")
 
 
 class IllegalObjectIdError(UserError):
@@ -45,13 +43,15 @@ class MissingObjectIdError(UserError):
     """A non-singleton type used without an object id."""
 
     def __init__(self, type_name: str) -> None:
-        super().__init__(
-            f"Type {type_name} requires object id (is not a singleton type)"
-        )
+        super().__init__(f"Type {type_name} requires object id (is not a singleton type)")
 
 
 class ObjectConflictError(UserError):
     """An object defined twice with different parameters (and no CDIST_OVERRIDE)."""
+
+
+class InvalidRequirementError(UserError):
+    """A ``require`` entry that names no valid object (unknown type, illegal or missing id)."""
 
 
 class DependencyError(CdistError):

@@ -1,0 +1,42 @@
+"""Saving a successful host run's ``$__global`` into the local cache (spec §14)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from .errors import CdistError
+
+
+def cache_subpath(pattern: str | None, host: str, host_dir: str, started: float) -> str:
+    """Expand ``%N`` (host), ``%h`` (hash dir), ``%P`` (pid), then strftime codes."""
+    if not pattern:
+        return host_dir
+    replacements = {"N": host, "h": host_dir, "P": str(os.getpid())}
+    expanded = re.sub(
+        r"(?<!%)%([NhP])", lambda m: replacements[m.group(1)].replace("%", "%%"), pattern
+    )
+    expanded = time.strftime(expanded, time.localtime(started)).lstrip("/")
+    return expanded or host_dir
+
+
+def save_cache(workdir: Path, cache_root: Path, subpath: str, host: str) -> Path:
+    """Move ``workdir`` to ``<cache_root>/<subpath>``, replacing old entries one by one."""
+    destination = cache_root / subpath
+    destination.mkdir(parents=True, exist_ok=True)
+    for entry in workdir.iterdir():
+        target = destination / entry.name
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.exists():
+            try:
+                shutil.rmtree(target)
+            except OSError as exc:
+                raise CdistError(f"Cannot delete old cache entry {target}: {exc}") from exc
+        shutil.move(str(entry), str(target))
+    (destination / "target_host").write_text(host + "\n")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return destination

@@ -1,0 +1,523 @@
+"""The ``cdist-trio`` command: docopt usage text → Settings + hosts → one Trio run.
+
+The only module that reads ``sys.argv`` or exits.  Exit status: 0 success, 1 a cdist error
+(including failed hosts), 2 a usage error, 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any, NoReturn, get_args
+
+from docopt import DocoptExit, docopt
+
+from cdist_trio._version import __version__
+from cdist_trio.errors import CdistError, ConfigError, UserError
+from cdist_trio.hosts import HostSpec, read_hosts
+from cdist_trio.log import VERBOSE, get_logger, reset_logging, setup_logging
+from cdist_trio.settings import (
+    DEFAULT_JOBS,
+    DEFAULT_PARALLEL,
+    ColoredOutput,
+    Settings,
+    Transport,
+    load_settings,
+)
+
+__all__ = ["USAGE", "console_main", "main", "preprocess_argv"]
+
+PROG = "cdist-trio"
+
+USAGE = f"""\
+{PROG}: configure target hosts with cdist types, manifests and explorers, on Trio.
+
+Usage:
+  {PROG} config [options] [-v...] [-f FILE]... [-c DIR]... [--] [<host>...]
+  {PROG} (-h | --help)
+  {PROG} (-V | --version)
+
+Configures every <host> given here and every host listed in the -f files, in that
+order (a host given twice is configured once).  Hosts are used as given; how they
+are reached (address, port, user, keys) comes from ssh_config, see -F.
+
+General:
+  -h, --help            Show this help and exit.
+  -V, --version         Print "{PROG} <version>" and exit.
+  -v, --verbose         Log more; repeat for more: once INFO, twice VERBOSE,
+                        three times DEBUG, four TRACE.  Default: WARNING.
+  -l LEVEL, --log-level LEVEL
+                        Set the verbosity counter directly: -1 ERROR, 0 WARNING,
+                        1 INFO, 2 VERBOSE, 3 DEBUG, 4 TRACE; each -v adds one.
+  -q, --quiet           Log nothing and discard the output of local child
+                        processes (overrides -v and -l).
+  -P, --timestamp       Prefix log messages with [YYYYmmddHHMMSS.ffffff].
+  --colors WHEN         Colour log lines: always, never or auto (auto: stdout is
+                        a terminal and NO_COLOR is unset).  Default: auto.
+  -b, --beta            Enable beta features.
+  -g FILE, --config-file FILE
+                        Read this cdist.cfg file last, after /etc/cdist.cfg,
+                        ~/.cdist.cfg and $CDIST_CONFIG_FILE.
+
+Hosts and manifests:
+  -f FILE, --file FILE  Read more hosts from FILE, one per line ('#' starts a
+                        comment); '-' reads standard input.  Repeatable.
+  -i PATH, --initial-manifest PATH
+                        The initial manifest; '-' reads it from standard input.
+                        Default: manifest/init of the merged conf dirs.
+  -c DIR, --conf-dir DIR
+                        Add a conf dir (type/, manifest/, explorer/, files/);
+                        repeatable, later ones win.  Appended to $CDIST_PATH and
+                        the conf_dir setting.
+  -n, --dry-run         Run explorers, manifests and gencode, but never
+                        code-local or code-remote.
+
+Parallelism and limits:
+  -j N, --jobs N        Work on up to N objects and explorers of one host at a
+                        time; without N, {DEFAULT_JOBS}.  Default: 1.
+  -p N, --parallel N    Configure up to N hosts at a time; without N,
+                        {DEFAULT_PARALLEL}.  Default: 1.
+  -s, --sequential      One host at a time, the same as -p 1 (the default).
+  --timeout SECONDS     Give up on a host that takes longer.  Default: no limit.
+  --max-sessions N      Sessions to open on one SSH connection (sshd's
+                        MaxSessions).  Default: 10.
+  --max-connections N   SSH connections to open per host.  Default: 2.
+
+Target access:
+  --transport NAME      How to reach targets: openssh, command, local or
+                        asyncssh.  Default: command when a remote exec or copy
+                        command is set (here or configured), else openssh.
+  -F FILE, --ssh-config FILE
+                        The ssh_config file for host addresses, users and keys.
+                        Default: ssh's own (~/.ssh/config).
+  -4, --force-ipv4      Use IPv4 addresses only.
+  -6, --force-ipv6      Use IPv6 addresses only.
+  --remote-exec CMD     An ssh-like command to run remote commands with
+                        (cdist's calling convention).  Default: none.
+  --remote-copy CMD     An scp-like command to copy files with.  Default: none.
+  -r DIR, --remote-out-dir DIR
+                        The work directory on targets.  Default: /var/lib/cdist.
+
+Local files:
+  -o DIR, --out-dir DIR
+                        Keep the hosts' local work dirs in DIR.  Default: a new
+                        temporary directory.
+  -C PATTERN, --cache-path-pattern PATTERN
+                        Cache subdirectory per host under ~/.cdist/cache: %N
+                        host, %h host hash, %P pid, then strftime codes.
+                        Default: the host hash.
+  -S, --disable-saving-output-streams
+                        Let child processes write to this terminal instead of
+                        capturing their output into files.
+
+Settings come from /etc/cdist.cfg, ~/.cdist.cfg (else
+$XDG_CONFIG_HOME/cdist/cdist.cfg), CDIST_* environment variables,
+$CDIST_CONFIG_FILE, -g, then these options, later ones winning.
+Exit status: 0 success, 1 error or failed hosts, 2 usage error, 130 interrupted.
+"""
+
+_USAGE_SECTION = USAGE[USAGE.index("Usage:") : USAGE.index("\n\n", USAGE.index("Usage:"))]
+
+# Options whose value may be left out; docopt cannot express that (see preprocess_argv).
+_OPTIONAL_VALUE = {"-j": ("--jobs", DEFAULT_JOBS), "-p": ("--parallel", DEFAULT_PARALLEL)}
+_OPTIONAL_VALUE_LONG = dict(_OPTIONAL_VALUE.values())
+
+
+class _UsageError(Exception):
+    """A command line with unknown options or bad values: exit 2 with the usage."""
+
+
+def _option_forms(usage: str) -> dict[str, bool]:
+    """Every option form in the usage text (``-f``, ``--file``) → whether it takes a value."""
+    forms: dict[str, bool] = {}
+    for line in usage.splitlines():
+        if line.startswith("  -"):
+            for form in line.strip().split("  ", 1)[0].split(", "):
+                name, _, value = form.partition(" ")
+                forms[name] = bool(value)
+    return forms
+
+
+_OPTIONS = _option_forms(USAGE)
+_SHORT_WITH_VALUE = frozenset(o for o, v in _OPTIONS.items() if v and not o.startswith("--"))
+_LONG_WITH_VALUE = frozenset(o for o, v in _OPTIONS.items() if v and o.startswith("--"))
+
+# cdist options we deliberately lack, so users get a reason rather than "unknown".
+_UNSUPPORTED = {
+    "-R": "archiving mode (-R/--use-archiving)",
+    "--use-archiving": "archiving mode (-R/--use-archiving)",
+    "--log-server": "the log server (--log-server)",
+    "-t": "inventory tags (-t/--tag)",
+    "--tag": "inventory tags (-t/--tag)",
+    "-a": "the inventory (-a/--all)",
+    "--all": "the inventory (-a/--all)",
+    "-A": "inventory tags (-A/--all-tagged)",
+    "--all-tagged": "inventory tags (-A/--all-tagged)",
+    "-I": "the inventory (-I/--inventory)",
+    "--inventory": "the inventory (-I/--inventory)",
+}
+
+
+def _check_options(argv: Sequence[str]) -> None:
+    """Reject options the usage text does not know, naming them (docopt's message is
+    opaque).  Long options may be abbreviated to a unique prefix, as docopt allows."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if token == "--":
+            return
+        if token.startswith("--"):
+            name, has_value, _ = token.partition("=")
+            matches = [o for o in _OPTIONS if o.startswith("--") and o.startswith(name)]
+            if not matches:
+                _unknown(name)
+            if name not in _OPTIONS and len(matches) > 1:
+                raise _UsageError(f"{name} is ambiguous: it could be {', '.join(matches)}")
+            if not has_value and _OPTIONS.get(name, _OPTIONS[matches[0]]):
+                i += 1
+        elif token.startswith("-") and token != "-":
+            for pos, char in enumerate(token[1:], start=1):
+                if "-" + char not in _OPTIONS:
+                    _unknown("-" + char)
+                if _OPTIONS["-" + char]:
+                    i += pos == len(token) - 1
+                    break
+
+
+def _unknown(option: str) -> NoReturn:
+    if option in _UNSUPPORTED:
+        raise _UsageError(f"{option}: cdist-trio does not support {_UNSUPPORTED[option]}")
+    raise _UsageError(f"unknown option {option}; see '{PROG} --help' for the options")
+
+
+def _take_count(argv: Sequence[str], i: int) -> str | None:
+    """``argv[i]`` when it is a whole number (the value of a bare -j/-p), else None."""
+    if i < len(argv) and re.fullmatch(r"[0-9]+", argv[i]):
+        return argv[i]
+    return None
+
+
+def preprocess_argv(argv: Sequence[str]) -> list[str]:
+    """Give ``-j``/``-p`` (and ``--jobs``/``--parallel``) an explicit value for docopt.
+
+    A bare one takes the next token only when it is a whole number, else its default;
+    so ``-j host1`` means "-j 16, host host1" (cdist would read ``host1`` as the count).
+    Attached values (``-j4``, ``--jobs=x``) are kept and validated later.
+    Also spells ``-4``/``-6`` out, which docopt-ng would take for negative numbers.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if token == "--":
+            out.extend(argv[i - 1 :])
+            break
+        if token.startswith("--"):
+            if token in _OPTIONAL_VALUE_LONG:
+                count = _take_count(argv, i)
+                i += count is not None
+                out.append(f"{token}={count or _OPTIONAL_VALUE_LONG[token]}")
+                continue
+            out.append(token)
+            if token in _LONG_WITH_VALUE and i < len(argv):
+                out.append(argv[i])
+                i += 1
+            continue
+        if re.fullmatch(r"-[46]+", token):
+            # docopt-ng reads number-like tokens as arguments (negative numbers).
+            out.extend(f"--force-ipv{char}" for char in token[1:])
+            continue
+        if not token.startswith("-") or token == "-":
+            out.append(token)
+            continue
+        # A cluster of short options, e.g. -vvj or -j4 or -fhosts.
+        for pos, char in enumerate(token[1:], start=1):
+            option = "-" + char
+            if option in _OPTIONAL_VALUE:
+                long, default = _OPTIONAL_VALUE[option]
+                if pos > 1:
+                    out.append(token[:pos])
+                attached = token[pos + 1 :]
+                if not attached and _take_count(argv, i) is not None:
+                    attached = argv[i]
+                    i += 1
+                out.append(f"{long}={attached or default}")
+                break
+            if option in _SHORT_WITH_VALUE:
+                out.append(token)
+                if pos == len(token) - 1 and i < len(argv):
+                    out.append(argv[i])
+                    i += 1
+                break
+        else:
+            out.append(token)
+    return out
+
+
+def _int_option(args: Mapping[str, Any], option: str, flag: str, minimum: int) -> int | None:
+    raw = args[option]
+    if raw is None:
+        return None
+    assert isinstance(raw, str)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise _UsageError(f"{flag} expects a whole number >= {minimum}, not {raw!r}")
+    return value
+
+
+def _choice_option(args: Mapping[str, Any], option: str, choices: tuple[str, ...]) -> str | None:
+    raw = args[option]
+    if raw is None:
+        return None
+    assert isinstance(raw, str)
+    if raw not in choices:
+        raise _UsageError(f"{option} expects one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
+def _cli_layer(args: Mapping[str, Any]) -> dict[str, object]:
+    """The Settings fields the user set on the command line (and only those)."""
+    layer: dict[str, object] = {}
+    if args["--conf-dir"]:
+        layer["conf_dirs"] = tuple(Path(d) for d in args["--conf-dir"])
+    for option, field in (
+        ("--dry-run", "dry_run"),
+        ("--timestamp", "timestamp"),
+        ("--beta", "beta"),
+    ):
+        if args[option]:
+            layer[field] = True
+    if args["--disable-saving-output-streams"]:
+        layer["save_output_streams"] = False
+    if args["--sequential"]:
+        if args["--parallel"] is not None:
+            raise _UsageError("-s/--sequential and -p/--parallel contradict each other; use one")
+        layer["parallel"] = 1
+    for option, flag, field, minimum in (
+        ("--jobs", "-j/--jobs", "jobs", 1),
+        ("--parallel", "-p/--parallel", "parallel", 1),
+        ("--max-sessions", "--max-sessions", "max_sessions", 1),
+        ("--max-connections", "--max-connections", "max_connections", 1),
+    ):
+        value = _int_option(args, option, flag, minimum)
+        if value is not None:
+            layer[field] = value
+    for option, field in (
+        ("--remote-exec", "remote_exec"),
+        ("--remote-copy", "remote_copy"),
+        ("--remote-out-dir", "remote_out_dir"),
+        ("--cache-path-pattern", "cache_path_pattern"),
+    ):
+        if args[option] is not None:
+            if not str(args[option]).strip():
+                raise _UsageError(f"{option} expects a value, not an empty string")
+            layer[field] = args[option]
+    for option, field in (("--out-dir", "out_dir"), ("--ssh-config", "ssh_config")):
+        if args[option] is not None:
+            layer[field] = Path(str(args[option]))
+    if args["--force-ipv4"] and args["--force-ipv6"]:
+        raise _UsageError("-4/--force-ipv4 and -6/--force-ipv6 contradict each other; use one")
+    if args["--force-ipv4"] or args["--force-ipv6"]:
+        layer["address_family"] = 4 if args["--force-ipv4"] else 6
+    level = _int_option(args, "--log-level", "-l/--log-level", -1)
+    verbose = args["--verbose"]
+    assert isinstance(verbose, int)
+    if level is not None or verbose:
+        layer["verbosity"] = (level or 0) + verbose
+        layer["quiet"] = False
+    if args["--quiet"]:
+        layer["quiet"] = True
+    colors = _choice_option(args, "--colors", get_args(ColoredOutput))
+    if colors is not None:
+        layer["colored_output"] = colors
+    transport = _choice_option(args, "--transport", get_args(Transport))
+    if transport is not None:
+        layer["transport"] = transport
+    if args["--timeout"] is not None:
+        raw = str(args["--timeout"])
+        try:
+            timeout = float(raw)
+        except ValueError:
+            timeout = math.nan
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise _UsageError(f"--timeout expects a number of seconds > 0, not {raw!r}")
+        layer["timeout"] = timeout
+    return layer
+
+
+def _check_paths(layer: Mapping[str, Any]) -> None:
+    """Fail early, naming the flag, on conf dirs and ssh_config files we cannot use."""
+    conf_dirs = layer.get("conf_dirs", ())
+    assert isinstance(conf_dirs, tuple)
+    for conf_dir in conf_dirs:
+        if not conf_dir.is_dir():
+            raise ConfigError(
+                f"-c/--conf-dir: '{conf_dir}' is not a directory; "
+                "give an existing conf dir (with type/, manifest/, ...)"
+            )
+    ssh_config = layer.get("ssh_config")
+    if isinstance(ssh_config, Path):
+        try:
+            with ssh_config.open("rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                f"-F/--ssh-config: cannot read '{ssh_config}': {exc.strerror or exc}; "
+                "give a readable ssh_config file"
+            ) from None
+
+
+@contextlib.contextmanager
+def _stdin_manifest(stdin: IO[bytes]) -> Iterator[Path]:
+    """Standard input saved to a private temp file ``cdist.stdin.*`` (mode 0600, like
+    cdist: not executable), removed on exit."""
+    fd, name = tempfile.mkstemp(prefix="cdist.stdin.")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            shutil.copyfileobj(stdin, file)
+        yield Path(name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+
+
+def _config(args: Mapping[str, Any]) -> int:
+    """The ``config`` command: resolve settings and hosts, then run every host."""
+    files: list[str] = list(args["--file"])
+    hosts_given: list[str] = list(args["<host>"])
+    manifest = args["--initial-manifest"]
+    if manifest == "-" and "-" in files:
+        raise UserError("Cannot read both, manifest and host file, from stdin")
+    layer = _cli_layer(args)
+    if isinstance(manifest, str) and manifest != "-":
+        layer["initial_manifest"] = Path(manifest)
+    _check_paths(layer)
+    environ = os.environ
+    config_file = args["--config-file"]
+    settings = load_settings(
+        layer,
+        environ,
+        home=Path(environ["HOME"]) if environ.get("HOME") else None,
+        config_file=Path(config_file) if isinstance(config_file, str) else None,
+    )
+    setup_logging(settings)
+    log = get_logger()
+    try:
+        hosts = read_hosts(hosts_given, files, sys.stdin)
+        with contextlib.ExitStack() as stack:
+            if manifest == "-":
+                path = stack.enter_context(_stdin_manifest(sys.stdin.buffer))
+                settings = replace(settings, initial_manifest=path)
+            log.log(VERBOSE, "version %s", __version__)
+            return _run(hosts, settings)
+    except CdistError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        reset_logging()
+
+
+def _run(hosts: Sequence[HostSpec], settings: Settings) -> int:
+    import trio
+
+    # Imported here so that --help and --version work without the engine.
+    from cdist_trio.run import run_config
+
+    report = trio.run(run_config, hosts, settings)
+    return 1 if report.failed_hosts else 0
+
+
+def _is_emulator(prog: str) -> bool:
+    name = os.path.basename(prog)
+    # `python -m cdist_trio` has argv[0] = .../__main__.py: not a type.
+    return name.startswith("__") and name != "__main__.py"
+
+
+def _emulate(type_name: str, args: Sequence[str]) -> int:
+    from cdist_trio import emulator
+
+    status = emulator.main(type_name, list(args), os.environ, sys.stdin.buffer)
+    return int(status or 0)
+
+
+def _usage_error(message: str) -> int:
+    print(f"{_USAGE_SECTION}\n\n{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _print_error(message: str) -> None:
+    print(f"ERROR: cdist: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Run the command line ``argv`` (without the program name); return the exit status.
+
+    Defaults to ``sys.argv``.  When the program is called as ``__<type>`` (a link in
+    ``$__global/bin``) it is the type emulator instead and parses nothing itself.
+    """
+    if argv is None:
+        argv = sys.argv[1:]
+        prog = sys.argv[0] if prog is None else prog
+    if prog is not None and _is_emulator(prog):
+        return _emulate(os.path.basename(prog), argv)
+    try:
+        if not argv:
+            print(USAGE, end="")
+            return 0
+        argv = preprocess_argv(argv)
+        _check_options(argv)
+        try:
+            args = docopt(USAGE, argv, default_help=True, version=f"{PROG} {__version__}")
+        except DocoptExit as exc:
+            # docopt's message already ends with the usage section.
+            print(str(exc.code), file=sys.stderr)
+            return 2
+        except SystemExit:
+            # docopt has printed the help or the version (-h/-V anywhere on the line).
+            return 0
+        return _config(args)
+    except _UsageError as exc:
+        return _usage_error(str(exc))
+    except CdistError as exc:
+        _print_error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        # cdist exits 2 here; 130 (128 + SIGINT) is what shells and CI expect.
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BaseExceptionGroup as group:
+        if group.subgroup(KeyboardInterrupt) is not None:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
+        cdist_errors, rest = group.split(CdistError)
+        if rest is not None or cdist_errors is None:
+            raise
+        for error in _leaves(cdist_errors):
+            _print_error(str(error))
+        return 1
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+def console_main(prog: str | None = None) -> NoReturn:
+    """Entry point for scripts: run :func:`main` on ``sys.argv`` and exit with its status."""
+    sys.exit(main(sys.argv[1:], prog=sys.argv[0] if prog is None else prog))

@@ -1,0 +1,61 @@
+"""The small frozen context one host run passes to its stages (no ambient globals)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from .model.cdist_type import TypeRegistry
+from .model.objects import ObjectStore
+from .settings import Settings
+from .transport.base import Remote
+from .workdir import WorkDir
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who we configure: the host string and what cdist derives from it (spec §5.1)."""
+
+    host: str
+    hostname: str
+    fqdn: str
+    tags: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class HostContext:
+    """Everything the stages of one host run share; built once by the host scope."""
+
+    target: Target
+    settings: Settings
+    workdir: WorkDir
+    remote: Remote
+    types: TypeRegistry
+    store: ObjectStore
+    log: logging.LoggerAdapter[logging.Logger]
+    job_limiter: trio.CapacityLimiter
+    remote_base: str
+    log_level: int
+    log_level_name: str
+    type_locks: dict[str, trio.Lock] = field(default_factory=dict)
+    transferred_types: dict[str, trio.Event] = field(default_factory=dict)
+
+    @property
+    def remote_explorer_dir(self) -> str:
+        return f"{self.remote_base}/conf/explorer"
+
+    def remote_type_explorer_dir(self, type_name: str) -> str:
+        return f"{self.remote_base}/conf/type/{type_name}/explorer"
+
+    def remote_object_dir(self, relative_path: str) -> str:
+        return f"{self.remote_base}/object/{relative_path}"
+
+    def type_lock(self, type_name: str) -> trio.Lock:
+        return self.type_locks.setdefault(type_name, trio.Lock())
+
+    @property
+    def streams_dir(self) -> Path:
+        return self.workdir.path

@@ -1,0 +1,90 @@
+"""The command line of a type, built with argparse from its parameter files (spec §6.2).
+
+argparse gives cdist's exact forms: unique-prefix abbreviations, ``--opt=value`` and errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import UserError
+from ..model.cdist_type import CdistType
+from ..model.objects import ParameterValue
+
+TYPE_CHECKING = False  # keep typing out of the emulator process (start-up time)
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+_OBJECT_ID = "\0object_id"  # a dest no parameter name can collide with
+
+
+class UsageError(Exception):
+    """argparse rejected the arguments; its usage and error lines are already on stderr."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises `UsageError` instead of exiting the process."""
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            sys.stderr.write(message)
+        raise UsageError(status)
+
+
+def build_parser(cdist_type: CdistType) -> argparse.ArgumentParser:
+    """The parser for ``cdist_type``: no ``-h``; ``prog`` is the type name.
+
+    Defaults are applied after parsing (see `parse_arguments`), because argparse's
+    ``append`` would add user values to a default list instead of replacing it.
+    """
+    parser = _Parser(prog=cdist_type.name, add_help=False)
+    try:
+        for name in cdist_type.required:
+            parser.add_argument(f"--{name}", dest=name, metavar=name.upper(), required=True)
+        for name in cdist_type.required_multiple:
+            parser.add_argument(
+                f"--{name}", dest=name, metavar=name.upper(), required=True, action="append"
+            )
+        for name in cdist_type.optional:
+            parser.add_argument(f"--{name}", dest=name, metavar=name.upper())
+        for name in cdist_type.optional_multiple:
+            parser.add_argument(f"--{name}", dest=name, metavar=name.upper(), action="append")
+        for name in cdist_type.boolean:
+            parser.add_argument(f"--{name}", dest=name, action="store_const", const="")
+    except argparse.ArgumentError as error:
+        raise UserError(
+            f"Invalid parameter definition of type {cdist_type.name}: {error}"
+        ) from None
+    if not cdist_type.singleton:
+        parser.add_argument(_OBJECT_ID, metavar="object_id", nargs=1)
+    return parser
+
+
+def parse_arguments(
+    cdist_type: CdistType, argv: list[str]
+) -> tuple[str, dict[str, ParameterValue]]:
+    """Parse ``argv`` into ``(object_id as given, parameters)``; `UsageError` on bad input.
+
+    Parameters hold every parsed value that is not None, defaults included (§6.3 step 4):
+    an optional's default is its file stripped, an optional_multiple's the stripped file
+    split on newlines; a boolean given is ``""``.
+    """
+    namespace = vars(build_parser(cdist_type).parse_args(argv))
+    object_id_list = namespace.pop(_OBJECT_ID, None)
+    object_id = object_id_list[0] if object_id_list else ""
+    defaults = cdist_type.defaults
+    for name in cdist_type.optional:
+        if namespace.get(name) is None and name in defaults:
+            namespace[name] = defaults[name].strip()
+    for name in cdist_type.optional_multiple:
+        if namespace.get(name) is None and name in defaults:
+            namespace[name] = defaults[name].strip().split("\n")
+    params: dict[str, ParameterValue] = {
+        name: value for name, value in namespace.items() if value is not None
+    }
+    return object_id, params

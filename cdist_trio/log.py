@@ -1,0 +1,214 @@
+"""cdist-style log lines, ``<LEVEL>: <target>: <message>`` (cdist-spec §12.1), on stdlib logging.
+
+Everything cdist-trio logs goes below the ``cdist_trio`` logger.  Only the CLI installs
+handlers (:func:`setup_logging`); library users configure that logger as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal, TextIO
+
+if TYPE_CHECKING:
+    from cdist_trio.settings import Settings
+
+__all__ = [
+    "LOGGER_NAME",
+    "OFF",
+    "TRACE",
+    "VERBOSE",
+    "CdistFormatter",
+    "colors_enabled",
+    "get_logger",
+    "level_for",
+    "level_name",
+    "reset_logging",
+    "setup_logging",
+    "target_logger",
+    "verbosity_for_level",
+    "verbosity_for_name",
+]
+
+TRACE = 5
+"""Every local and remote command and its captured output."""
+VERBOSE = 15
+"""Between DEBUG and INFO: the stages of a host run (cdist's ``-vv``)."""
+OFF = 60
+"""Above CRITICAL: nothing is logged (``-q``)."""
+
+logging.addLevelName(TRACE, "TRACE")
+logging.addLevelName(VERBOSE, "VERBOSE")
+logging.addLevelName(OFF, "OFF")
+
+LOGGER_NAME = "cdist_trio"
+"""The namespace of every cdist-trio logger; configure this one to see our records."""
+
+# Index = verbosity + 1: -1 ERROR, 0 WARNING, 1 INFO (-v), 2 VERBOSE, 3 DEBUG, 4+ TRACE.
+_LEVELS = (logging.ERROR, logging.WARNING, logging.INFO, VERBOSE, logging.DEBUG, TRACE)
+
+_COLORS = {
+    logging.ERROR: "\033[0;31m",  # red
+    logging.WARNING: "\033[0;33m",  # yellow
+    logging.INFO: "\033[0;94m",  # bright blue
+    VERBOSE: "\033[0;34m",  # blue
+    logging.DEBUG: "\033[0;90m",  # grey
+    TRACE: "\033[0;37m",  # light grey
+}
+_RESET = "\033[0m"
+
+
+def level_for(verbosity: int, quiet: bool) -> int:
+    """The logging level for cdist's verbosity counter, or OFF when ``quiet``.
+
+    Verbosity below -1 counts as -1 (ERROR), above 4 as 4 (TRACE).
+    """
+    if quiet:
+        return OFF
+    return _LEVELS[min(max(verbosity, -1), len(_LEVELS) - 2) + 1]
+
+
+def level_name(level: int) -> str:
+    """The name cdist exports in ``__cdist_log_level_name`` for ``level`` (30 → WARNING)."""
+    return logging.getLevelName(level)
+
+
+def verbosity_for_level(level: int) -> tuple[int, bool]:
+    """Map a numeric level (``__cdist_log_level``) back to ``(verbosity, quiet)``.
+
+    Raises ValueError for a number that is none of cdist's levels.
+    """
+    if level == OFF:
+        return 0, True
+    if level not in _LEVELS:
+        allowed = ", ".join(str(lvl) for lvl in (*_LEVELS, OFF))
+        raise ValueError(f"{level} is not a cdist log level (one of {allowed})")
+    return _LEVELS.index(level) - 1, False
+
+
+def verbosity_for_name(name: str) -> tuple[int, bool]:
+    """Map a level name (cdist.cfg ``verbosity``: ``INFO``, ``OFF``...) to ``(verbosity, quiet)``.
+
+    Raises ValueError for any other name.
+    """
+    names = [level_name(lvl) for lvl in (*_LEVELS, OFF)]
+    if name not in names:
+        raise ValueError(f"{name!r} is not a log level name (one of {', '.join(names)})")
+    return verbosity_for_level(logging.getLevelNamesMapping()[name])
+
+
+def get_logger(name: str = "") -> logging.Logger:
+    """The logger ``cdist_trio.<name>``; it prints as ``<name>`` (``cdist`` when empty)."""
+    return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
+
+
+def target_logger(target: str) -> logging.LoggerAdapter[logging.Logger]:
+    """A logger whose lines read ``<LEVEL>: <target>: <message>``, for one target host."""
+    return logging.LoggerAdapter(get_logger("host"), {"cdist_target": target})
+
+
+def _short_name(name: str) -> str:
+    if name == LOGGER_NAME:
+        return "cdist"
+    if name.startswith(LOGGER_NAME + "."):
+        return name.rsplit(".", 1)[1]
+    return name
+
+
+class CdistFormatter(logging.Formatter):
+    """Formats records as cdist does: ``LEVEL: target: [timestamp] message``.
+
+    The target is the record's ``cdist_target`` extra, else the logger's short name.
+    With ``timestamp`` the message gets cdist's ``-P`` prefix ``[YYYYmmddHHMMSS.ffffff] ``;
+    with ``colors`` the whole line is coloured by level.
+    """
+
+    def __init__(self, *, timestamp: bool = False, colors: bool = False) -> None:
+        super().__init__()
+        self.timestamp = timestamp
+        self.colors = colors
+
+    def format(self, record: logging.LogRecord) -> str:
+        target = getattr(record, "cdist_target", None) or _short_name(record.name)
+        message = record.getMessage()
+        if self.timestamp:
+            stamp = datetime.fromtimestamp(record.created).strftime("%Y%m%d%H%M%S.%f")
+            message = f"[{stamp}] {message}"
+        line = f"{record.levelname}: {target}: {message}"
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        if self.colors:
+            color = _COLORS.get(_nearest_level(record.levelno))
+            if color:
+                line = f"{color}{line}{_RESET}"
+        return line
+
+
+def _nearest_level(levelno: int) -> int:
+    known = [lvl for lvl in _COLORS if lvl <= levelno]
+    return max(known) if known else TRACE
+
+
+def colors_enabled(
+    colored_output: Literal["always", "never", "auto"],
+    stream: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether log lines are coloured: ``auto`` means ``stream`` (stdout) is a TTY and
+    ``NO_COLOR`` is unset.  The engine exports the answer as ``__cdist_colored_log``."""
+    if colored_output != "auto":
+        return colored_output == "always"
+    stream = sys.stdout if stream is None else stream
+    environ = os.environ if environ is None else environ
+    isatty = getattr(stream, "isatty", None)
+    return "NO_COLOR" not in environ and bool(isatty and isatty())
+
+
+class _CliHandler(logging.StreamHandler[TextIO]):
+    """A handler installed by setup_logging, so reset_logging removes exactly these."""
+
+
+def setup_logging(
+    settings: Settings,
+    *,
+    stream_out: TextIO | None = None,
+    stream_err: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Send ``cdist_trio`` records to the streams the CLI way: ERROR and above to
+    ``stream_err`` (default stderr), the rest to ``stream_out`` (default stdout).
+
+    Replaces handlers a previous call installed; never touches the root logger.
+    """
+    stream_out = sys.stdout if stream_out is None else stream_out
+    stream_err = sys.stderr if stream_err is None else stream_err
+    reset_logging()
+    formatter = CdistFormatter(
+        timestamp=settings.timestamp,
+        colors=colors_enabled(settings.colored_output, stream_out, environ),
+    )
+    out = _CliHandler(stream_out)
+    out.addFilter(lambda record: record.levelno < logging.ERROR)
+    err = _CliHandler(stream_err)
+    err.setLevel(logging.ERROR)
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in (out, err):
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    logger.setLevel(level_for(settings.verbosity, settings.quiet))
+    # Our lines are complete; an application's root handler would print them twice.
+    logger.propagate = False
+
+
+def reset_logging() -> None:
+    """Undo :func:`setup_logging`: remove its handlers and restore propagation."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        if isinstance(handler, _CliHandler):
+            logger.removeHandler(handler)
+            handler.close()
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True

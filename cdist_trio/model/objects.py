@@ -1,0 +1,304 @@
+"""cdist objects in their on-disk layout ``<object_base>/<type>/<id>/<marker>/`` (spec §1, §14).
+
+`CdistObject` reads and writes one object's files; `ObjectStore` finds and names objects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from pathlib import Path
+
+from ..errors import IllegalObjectIdError
+from .cdist_type import CdistType, TypeRegistry
+from .ids import split_object_name, validate_object_id
+from .lines import append_lines, append_unique, read_lines, split_lines
+
+ParameterValue = str | list[str]
+
+
+class State(StrEnum):
+    """Values of ``<objdir>/state``; UNDEFINED is the missing file."""
+
+    UNDEFINED = ""
+    PREPARED = "prepared"
+    DONE = "done"
+
+
+PREPARED = State.PREPARED
+DONE = State.DONE
+
+_CODE_FILES = ("code-local", "code-remote")
+
+
+class CdistObject:
+    """One object of a type; every accessor reads or writes its files on each call.
+
+    Line-list files go through `lines`: concurrent emulator processes can append safely.
+    """
+
+    def __init__(
+        self, cdist_type: CdistType, object_id: str, object_base: Path, marker: str
+    ) -> None:
+        self.cdist_type = cdist_type
+        self.object_id = object_id
+        self.object_base = object_base
+        self.marker = marker
+        self.name = f"{cdist_type.name}/{object_id}"
+        self.relative_path = "/".join(part for part in (cdist_type.name, object_id, marker) if part)
+        self.path = object_base / self.relative_path
+        self.parameter_path = self.path / "parameter"
+        self.explorer_path = self.path / "explorer"
+        self.files_path = self.path / "files"
+        self.stdout_path = self.path / "stdout"
+        self.stderr_path = self.path / "stderr"
+        self.state_path = self.path / "state"
+        self.stdin_path = self.path / "stdin"
+        self.typeorder_path = self.path / "typeorder"
+        self.typeorder_dep_path = self.path / "typeorder_dep"
+        self.code_local_path = self.path / "code-local"
+        self.code_remote_path = self.path / "code-remote"
+
+    def __repr__(self) -> str:
+        return f"<CdistObject {self.name}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CdistObject):
+            return NotImplemented
+        return self.path == other.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    # --- existence -------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """True once the object directory has been created."""
+        return self.path.is_dir()
+
+    def create(self) -> None:
+        """Create the object directory and its parameter/explorer/files/stdout/stderr dirs."""
+        for directory in (
+            self.parameter_path,
+            self.explorer_path,
+            self.files_path,
+            self.stdout_path,
+            self.stderr_path,
+        ):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    # --- parameters ------------------------------------------------------------------
+
+    def parameters(self) -> dict[str, ParameterValue]:
+        """Read the parameters back, normalised as the emulator compares them (§6.3).
+
+        Booleans read as ``""``; multiple-kind parameters always as a list; any other
+        file with more than one line as a list too (cdist's quirk, kept on purpose).
+        """
+        cdist_type = self.cdist_type
+        multiple = cdist_type.multiple_parameters
+        result: dict[str, ParameterValue] = {}
+        for name in _visible_files(self.parameter_path):
+            lines = split_lines((self.parameter_path / name).read_text())
+            if name in cdist_type.boolean:
+                result[name] = ""
+            elif name in multiple or len(lines) > 1:
+                result[name] = lines
+            else:
+                result[name] = lines[0] if lines else ""
+        return result
+
+    def write_parameters(self, params: Mapping[str, ParameterValue]) -> None:
+        """Replace the whole parameter set with ``params`` (§6.3 steps 6 and 7).
+
+        A list is one line per element; a scalar gets a trailing newline unless it is
+        empty or has one already, so a boolean (``""``) is an empty file.
+        """
+        self.parameter_path.mkdir(parents=True, exist_ok=True)
+        for name in _visible_files(self.parameter_path):
+            if name not in params:
+                (self.parameter_path / name).unlink()
+        for name, value in params.items():
+            if isinstance(value, list):
+                content = "".join(f"{item}\n" for item in value)
+            elif value and not value.endswith("\n"):
+                content = f"{value}\n"
+            else:
+                content = value
+            (self.parameter_path / name).write_text(content)
+
+    # --- line-list files ---------------------------------------------------------------
+
+    @property
+    def require(self) -> list[str]:
+        """Names this object requires (``<objdir>/require``), duplicates kept."""
+        return read_lines(self.path / "require")
+
+    def add_require(self, names: Iterable[str]) -> None:
+        append_lines(self.path / "require", names)
+
+    @property
+    def autorequire(self) -> list[str]:
+        """Children whose code must run before this object's (``<objdir>/autorequire``)."""
+        return read_lines(self.path / "autorequire")
+
+    def add_autorequire(self, names: Iterable[str]) -> None:
+        append_lines(self.path / "autorequire", names)
+
+    @property
+    def parents(self) -> list[str]:
+        """Objects whose type manifest defined this one."""
+        return read_lines(self.path / "parents")
+
+    def add_parent(self, name: str) -> None:
+        """Record ``name`` as a parent, once."""
+        append_unique(self.path / "parents", name)
+
+    @property
+    def children(self) -> list[str]:
+        """Objects this object's type manifest defined."""
+        return read_lines(self.path / "children")
+
+    def add_child(self, name: str) -> None:
+        """Record ``name`` as a child, once."""
+        append_unique(self.path / "children", name)
+
+    @property
+    def source(self) -> list[str]:
+        """The manifests that defined this object, one line per definition."""
+        return read_lines(self.path / "source")
+
+    def add_source(self, manifest: str) -> None:
+        append_lines(self.path / "source", [manifest])
+
+    @property
+    def typeorder(self) -> list[str]:
+        """Objects defined by this object's type manifest, in definition order."""
+        return read_lines(self.typeorder_path)
+
+    def add_typeorder(self, name: str) -> None:
+        append_lines(self.typeorder_path, [name])
+
+    # --- state and code ------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """``""`` (undefined), ``"prepared"`` or ``"done"``; see `State`."""
+        try:
+            return self.state_path.read_text().strip()
+        except FileNotFoundError:
+            return State.UNDEFINED
+
+    @state.setter
+    def state(self, value: str) -> None:
+        if State(value):
+            self.state_path.write_text(f"{value}\n")
+        else:
+            self.state_path.unlink(missing_ok=True)
+
+    @property
+    def code_local(self) -> str:
+        """The generated local code, trailing newlines stripped; ``""`` when none."""
+        return _read_code(self.code_local_path)
+
+    @property
+    def code_remote(self) -> str:
+        """The generated remote code, trailing newlines stripped; ``""`` when none."""
+        return _read_code(self.code_remote_path)
+
+    def write_code(self, kind: str, code: str) -> None:
+        """Store gencode output as ``code-local``/``code-remote`` (§5.9 step 2).
+
+        ``kind`` is the file name or its short form ``local``/``remote``.  Empty output
+        removes any old file; otherwise a trailing newline is ensured (mode 0600).
+        """
+        file_name = kind if kind.startswith("code-") else f"code-{kind}"
+        if file_name not in _CODE_FILES:
+            raise ValueError(f"invalid code kind: {kind!r}")
+        path = self.path / file_name
+        if not code:
+            path.unlink(missing_ok=True)
+            return
+        if not code.endswith("\n"):
+            code += "\n"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(code)
+
+
+class ObjectStore:
+    """The objects below ``object_base`` (``$G/object``) for one object marker."""
+
+    def __init__(self, object_base: Path, marker: str, types: TypeRegistry) -> None:
+        self.object_base = object_base
+        self.marker = marker
+        self.types = types
+
+    def object(self, type_name: str, object_id: str) -> CdistObject:
+        """The object (existing or not) of ``type_name`` with ``object_id`` as given.
+
+        Raises `InvalidTypeError`, `IllegalObjectIdError` or `MissingObjectIdError`.
+        """
+        cdist_type = self.types.get(type_name)
+        sanitised = validate_object_id(cdist_type, object_id, self.marker)
+        return CdistObject(cdist_type, sanitised, self.object_base, self.marker)
+
+    def from_name(self, name: str) -> CdistObject:
+        """The object named ``<type>/<id>`` (a requirement name; ``__single`` is fine).
+
+        A name containing ``//`` is refused, like the id rule of cdist-spec §7.
+        """
+        type_name, object_id = split_object_name(name)
+        if "//" in name:
+            raise IllegalObjectIdError(f"Illegal object id: object_id may not contain //: {name}")
+        return self.object(type_name, object_id)
+
+    def list_objects(self) -> list[CdistObject]:
+        """Every object on disk: each directory holding a ``<marker>`` child, by name."""
+        found: list[CdistObject] = []
+        for type_name in _visible_dirs(self.object_base):
+            cdist_type = self.types.get(type_name)
+            type_dir = self.object_base / type_name
+            if (type_dir / self.marker).is_dir():
+                found.append(CdistObject(cdist_type, "", self.object_base, self.marker))
+            for object_id in self._walk_ids(type_dir, ""):
+                found.append(CdistObject(cdist_type, object_id, self.object_base, self.marker))
+        found.sort(key=lambda obj: obj.name)
+        return found
+
+    def _walk_ids(self, directory: Path, prefix: str) -> Iterable[str]:
+        """Object ids below ``directory``; nested ids are found inside other objects too."""
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            if entry.name == self.marker or not entry.is_dir(follow_symlinks=False):
+                continue
+            object_id = f"{prefix}{entry.name}"
+            child = Path(entry.path)
+            if (child / self.marker).is_dir():
+                yield object_id
+            yield from self._walk_ids(child, f"{object_id}/")
+
+
+def _visible_files(directory: Path) -> list[str]:
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_file())
+
+
+def _visible_dirs(directory: Path) -> list[str]:
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    return sorted(
+        e.name for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+    )
+
+
+def _read_code(path: Path) -> str:
+    try:
+        return path.read_text().rstrip("\n")
+    except FileNotFoundError:
+        return ""

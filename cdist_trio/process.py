@@ -1,0 +1,73 @@
+"""Local script execution for manifests, gencode and code-local (spec §5.6, §5.9).
+
+Executable scripts run directly; others with ``<local_shell> -e``.  Streams go to
+cdist's capture files (append), or are inherited with ``-S``, or dropped with ``-q``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO
+
+import trio
+
+from .context import HostContext
+from .transport._process import _kill_group
+
+
+def script_argv(ctx: HostContext, script: Path, *, allow_direct: bool = True) -> list[str]:
+    if allow_direct and os.access(script, os.X_OK):
+        ctx.log.debug("%s is executable, running it", script)
+        return [os.path.realpath(script)]
+    ctx.log.debug("%s is NOT executable, running it with %s -e", script, ctx.settings.local_shell)
+    return [*ctx.settings.local_shell.split(), "-e", str(script)]
+
+
+async def run_script(
+    ctx: HostContext,
+    argv: list[str],
+    env: Mapping[str, str],
+    *,
+    stdout: Path | None,
+    stderr: Path | None,
+    capture_stdout: bool = False,
+) -> tuple[int, bytes]:
+    """Run ``argv`` locally; return its exit status and, if asked, its stdout."""
+    settings = ctx.settings
+    with ExitStack() as stack:
+
+        def sink(path: Path | None) -> IO[bytes] | int | None:
+            if settings.quiet:
+                return subprocess.DEVNULL
+            if path is None or not settings.save_output_streams:
+                return None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return stack.enter_context(path.open("ab"))
+
+        if capture_stdout:
+            result = await trio.run_process(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_stdout=True,
+                stderr=sink(stderr),
+                env=dict(env),
+                check=False,
+                start_new_session=True,
+                deliver_cancel=_kill_group,
+            )
+        else:
+            result = await trio.run_process(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=sink(stdout),
+                stderr=sink(stderr),
+                env=dict(env),
+                check=False,
+                start_new_session=True,
+                deliver_cancel=_kill_group,
+            )
+        return result.returncode, result.stdout or b""

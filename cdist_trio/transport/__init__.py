@@ -1,0 +1,105 @@
+"""Transports: how the engine reaches a target host (DESIGN.md §3).
+
+`TransportResources` holds what a whole run shares (the handshake limiter, the asyncio
+thread of the asyncssh transport); `open_remote` picks the implementation for one host
+and owns its lifetime.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from .aioloop import AsyncioThread
+from .base import Completed, Remote, RemoteStatistics, export_prefix
+from .command import CommandRemote
+from .local import LocalRemote
+from .openssh import base_options, open_openssh_remote
+from .pool import SessionPool
+
+DEFAULT_CONNECT_LIMIT = 10
+
+
+class TransportResources:
+    """Run-wide transport state: ``connect_limiter`` and, on demand, the asyncio thread."""
+
+    def __init__(self, connect_limit: int = DEFAULT_CONNECT_LIMIT) -> None:
+        self.connect_limiter = trio.CapacityLimiter(connect_limit)
+        self._aio: AsyncioThread | None = None
+
+    def asyncio_thread(self) -> AsyncioThread:
+        if self._aio is None:
+            self._aio = AsyncioThread()
+        return self._aio
+
+    def close(self) -> None:
+        if self._aio is not None:
+            self._aio.close()
+            self._aio = None
+
+
+@asynccontextmanager
+async def open_remote(
+    host: str,
+    *,
+    transport: str,
+    resources: TransportResources,
+    remote_exec: str | None = None,
+    remote_copy: str | None = None,
+    ssh_config: Path | None = None,
+    address_family: int | None = None,
+    max_sessions: int = 10,
+    max_connections: int = 2,
+    extra_env: Mapping[str, str] | None = None,
+    log: logging.LoggerAdapter[logging.Logger] | None = None,
+) -> AsyncIterator[Remote]:
+    """Open the transport named ``transport`` to ``host``; close it on exit."""
+    if transport == "local":
+        yield LocalRemote(host)
+    elif transport == "command":
+        words = " ".join(base_options(ssh_config, address_family))
+        yield CommandRemote(
+            host,
+            remote_exec or f"ssh {words}",
+            remote_copy or f"scp -q {words}",
+            extra_env=extra_env or {},
+        )
+    elif transport == "openssh":
+        async with open_openssh_remote(
+            host,
+            connect_limiter=resources.connect_limiter,
+            pool=SessionPool(max_sessions, max_connections),
+            ssh_config=ssh_config,
+            address_family=address_family,
+            log=log,
+        ) as remote:
+            yield remote
+    elif transport == "asyncssh":
+        from .asyncssh import open_asyncssh_remote
+
+        async with open_asyncssh_remote(
+            host,
+            aio=resources.asyncio_thread(),
+            connect_limiter=resources.connect_limiter,
+            pool=SessionPool(max_sessions, max_connections),
+            ssh_config=ssh_config,
+            address_family=address_family,
+            log=log,
+        ) as remote:
+            yield remote
+    else:
+        raise ValueError(f"unknown transport {transport!r}")
+
+
+__all__ = [
+    "Completed",
+    "Remote",
+    "RemoteStatistics",
+    "TransportResources",
+    "export_prefix",
+    "open_remote",
+]

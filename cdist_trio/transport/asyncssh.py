@@ -1,0 +1,185 @@
+"""The `asyncssh` transport: in-process SSH, asyncssh on a private asyncio loop thread.
+
+Sessions are channels on pooled connections (`PooledSessions`); a channel the server
+refuses (MaxSessions: ChannelOpenError code 2) shrinks that connection's budget and
+waits; a dropped handshake (MaxStartups) is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import secrets
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ..errors import AuthError, CommandError, ConnectError, HostKeyError, TransportError
+from .aioloop import AsyncioThread
+from .archive import tar_upload
+from .base import Completed, Remote, RemoteStatistics
+from .command import remote_word
+from .pool import SessionPool
+from .sessions import KILL_TIMEOUT, PooledSessions, RetryableConnectError, kill_tracked, tracked
+
+try:
+    import asyncssh as _asyncssh
+except ImportError:  # pragma: no cover - the extra is not installed
+    _asyncssh = None  # type: ignore[assignment]
+
+# RFC 4254 channel open failure reasons that mean "no more sessions here".
+_SESSION_LIMIT_CODES = {2, 4}
+
+
+class AsyncsshRemote(Remote):
+    def __init__(
+        self, host: str, aio: AsyncioThread, sessions: PooledSessions[Any], ssh_config: Path | None
+    ) -> None:
+        self.host = host
+        self._aio = aio
+        self._sessions = sessions
+        self._ssh_config = ssh_config
+        self._token = secrets.token_hex(6)
+        self._counter = itertools.count(1)
+        self._bytes = 0
+
+    async def _exec(self, command: str, stdin: bytes | None) -> Completed:
+        while True:
+            async with self._sessions.slot() as slot:
+                conn = slot.connection
+                try:
+                    result = await self._aio.call(
+                        functools.partial(
+                            conn.run, command, input=stdin, encoding=None, check=False
+                        )
+                    )
+                except _asyncssh.ChannelOpenError as exc:
+                    if exc.code in _SESSION_LIMIT_CODES:
+                        self._sessions.refused(slot)
+                        continue
+                    raise ConnectError(f"{self.host}: session failed: {exc.reason}") from exc
+                except (_asyncssh.DisconnectError, OSError) as exc:
+                    self._sessions.lost(slot)
+                    raise ConnectError(f"{self.host}: connection lost: {exc}") from exc
+            status = result.exit_status
+            if status is None:
+                status = 255 if result.exit_signal is None else 128 + 9
+            return Completed(
+                command, status, bytes(result.stdout or b""), bytes(result.stderr or b"")
+            )
+
+    async def run(
+        self,
+        command: str,
+        *,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> Completed:
+        pidfile = f"/tmp/.cdist-trio-{self._token}-{next(self._counter)}"
+        try:
+            result = await self._exec(tracked(remote_word(command, env), pidfile), stdin)
+        except BaseException as exc:
+            # Cancelled (possibly inside an exception group from a child nursery) or
+            # anything else that is not the transport failing: the command may still
+            # run on the target, holding a session slot, so kill it over a new session.
+            if not isinstance(exc, TransportError):
+                with trio.CancelScope(shield=True), trio.move_on_after(KILL_TIMEOUT):
+                    await self._exec(kill_tracked(pidfile), None)
+            raise
+        result = Completed(command, result.returncode, result.stdout, result.stderr)
+        if check and result.returncode != 0:
+            raise CommandError(
+                f"{command}: exit status {result.returncode}",
+                command=command,
+                exit_status=result.returncode,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            )
+        return result
+
+    async def put(self, sources: Sequence[Path], destination: str) -> None:
+        if not sources:
+            return
+        payload, command = tar_upload(sources, destination)
+        self._bytes += len(payload)
+        await self.run(command, stdin=payload)
+
+    def statistics(self) -> RemoteStatistics:
+        return RemoteStatistics(
+            connections_opened=self._sessions.connections_opened,
+            sessions_opened=self._sessions.sessions_opened,
+            sessions_refused=self._sessions.pool.refusals,
+            handshakes_retried=self._sessions.handshakes_retried,
+            bytes_sent=self._bytes,
+        )
+
+    def exported_commands(self) -> tuple[str, str]:
+        # Types that copy by themselves ($__remote_copy) get plain OpenSSH commands.
+        config = f"-F {self._ssh_config.absolute()} " if self._ssh_config else ""
+        return f"ssh {config}-o User=root", f"scp -q {config}-o User=root"
+
+
+def _map_connect_error(host: str, exc: BaseException) -> TransportError:
+    if isinstance(exc, _asyncssh.PermissionDenied):
+        return AuthError(f"{host}: authentication failed: {exc.reason}")
+    if isinstance(exc, _asyncssh.HostKeyNotVerifiable):
+        return HostKeyError(f"{host}: host key verification failed: {exc.reason}")
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectError(f"{host}: connection refused")
+    if isinstance(exc, _asyncssh.ConnectionLost | ConnectionResetError | BrokenPipeError):
+        return RetryableConnectError(f"{host}: connection closed during handshake")
+    if isinstance(exc, _asyncssh.DisconnectError):
+        return ConnectError(f"{host}: {exc.reason}")
+    return ConnectError(f"{host}: cannot connect: {exc}")
+
+
+@asynccontextmanager
+async def open_asyncssh_remote(
+    host: str,
+    *,
+    aio: AsyncioThread,
+    connect_limiter: trio.CapacityLimiter,
+    pool: SessionPool,
+    ssh_config: Path | None = None,
+    address_family: int | None = None,
+    log: Any = None,
+) -> AsyncIterator[AsyncsshRemote]:
+    if _asyncssh is None:
+        raise ConnectError("the asyncssh transport needs: pip install 'cdist-trio[asyncssh]'")
+    import socket
+
+    kwargs: dict[str, Any] = {"username": "root"}
+    if ssh_config is not None:
+        kwargs["config"] = [str(ssh_config)]
+    if address_family in (4, 6):
+        kwargs["family"] = socket.AF_INET if address_family == 4 else socket.AF_INET6
+
+    async def connect() -> Any:
+        try:
+
+            async def _connect() -> Any:
+                return await _asyncssh.connect(host, **kwargs)
+
+            return await aio.call(_connect)
+        except (OSError, _asyncssh.Error) as exc:
+            raise _map_connect_error(host, exc) from exc
+
+    async def close(conn: Any) -> None:
+        async def _close() -> None:
+            conn.close()
+            await conn.wait_closed()
+
+        with trio.move_on_after(5):
+            await aio.call(_close)
+
+    sessions: PooledSessions[Any] = PooledSessions(
+        host, connect=connect, close=close, pool=pool, connect_limiter=connect_limiter, log=log
+    )
+    try:
+        yield AsyncsshRemote(host, aio, sessions, ssh_config)
+    finally:
+        await sessions.aclose()

@@ -1,0 +1,245 @@
+"""The `openssh` transport: the ``ssh`` binary with supervised ControlMasters per host.
+
+Each pooled connection is a master (``ssh -M -N``, ControlPersist off) owned by the host
+scope and closed when it ends, success or failure.  Commands are mux clients that cannot
+silently fall back to a new connection: a failing ProxyCommand marks the fallback path
+(FIELD-NOTES), so a MaxSessions refusal is seen, counted and waited out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ..errors import AuthError, CommandError, ConnectError, HostKeyError, TransportError
+from ._process import _kill_group, run_argv
+from .archive import tar_upload
+from .base import Completed, Remote, RemoteStatistics
+from .command import remote_word
+from .pool import SessionPool
+from .sessions import KILL_TIMEOUT, PooledSessions, RetryableConnectError, kill_tracked, tracked
+
+FALLBACK_MARKER = "cdist-trio-mux-fallback"
+REFUSED = "Session open refused"
+MASTER_READY_TIMEOUT = 60.0
+_PROXY = f"ProxyCommand=sh -c 'echo {FALLBACK_MARKER} >&2; exit 1'"
+_DROPPED = (
+    "kex_exchange_identification",
+    "Connection closed by",
+    "Connection reset by peer",
+    "banner exchange",
+)
+
+
+def classify_ssh_error(host: str, stderr: str) -> TransportError:
+    """Map OpenSSH's stderr to our error tree (FIELD-NOTES' table of messages)."""
+    text = stderr.strip() or "ssh exited without a message"
+    if "Permission denied" in text:
+        return AuthError(f"{host}: authentication failed: {text}")
+    if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION" in text:
+        return HostKeyError(f"{host}: host key verification failed: {text}")
+    if any(marker in text for marker in _DROPPED):
+        return RetryableConnectError(f"{host}: connection dropped during handshake: {text}")
+    return ConnectError(f"{host}: ssh connection failed: {text}")
+
+
+def base_options(ssh_config: Path | None, address_family: int | None) -> list[str]:
+    options = ["-o", "User=root", "-o", "BatchMode=yes"]
+    if ssh_config is not None:
+        options[:0] = ["-F", str(ssh_config.absolute())]
+    if address_family in (4, 6):
+        options.append(f"-{address_family}")
+    return options
+
+
+@dataclass
+class Master:
+    """One supervised ControlMaster process and its socket."""
+
+    process: trio.Process
+    control: Path
+
+
+class OpensshRemote(Remote):
+    """Mux clients over pooled masters."""
+
+    def __init__(self, host: str, base: Sequence[str], sessions: PooledSessions[Master]) -> None:
+        self.host = host
+        self._base = list(base)
+        self._sessions = sessions
+        self._token = secrets.token_hex(6)
+        self._counter = itertools.count(1)
+        self._bytes = 0
+        self.last_control: Path | None = None
+
+    def _client(self, master: Master) -> list[str]:
+        return [
+            "ssh", *self._base, "-o", f"ControlPath={master.control}", "-o", "ControlMaster=no",
+            "-o", _PROXY, "-o", "LogLevel=ERROR", self.host,
+        ]  # fmt: skip
+
+    async def _exec(self, command: str, stdin: bytes | None) -> Completed:
+        while True:
+            async with self._sessions.slot() as slot:
+                self.last_control = slot.connection.control
+                argv = [*self._client(slot.connection), command]
+                result = await run_argv(argv, stdin=stdin, display=command)
+                if result.returncode == 255 and FALLBACK_MARKER.encode() in result.stderr:
+                    # The mux client never reached a session, so nothing ran: try again.
+                    if REFUSED.encode() in result.stderr:
+                        self._sessions.refused(slot)
+                    else:
+                        self._sessions.lost(slot)
+                    continue
+                if result.returncode == 255 and slot.connection.process.poll() is not None:
+                    # The master died under a running command: report, never retry.
+                    self._sessions.lost(slot)
+                    raise ConnectError(
+                        f"{self.host}: connection lost while running a command: "
+                        f"{result.stderr.decode(errors='replace').strip()}"
+                    )
+            return result
+
+    async def run(
+        self,
+        command: str,
+        *,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> Completed:
+        pidfile = f"/tmp/.cdist-trio-{self._token}-{next(self._counter)}"
+        try:
+            result = await self._exec(tracked(remote_word(command, env), pidfile), stdin)
+        except BaseException as exc:
+            # Cancelled (possibly inside an exception group from a child nursery) or
+            # anything else that is not the transport failing: the command may still
+            # run on the target, holding a session slot, so kill it over a new session.
+            if not isinstance(exc, TransportError):
+                with trio.CancelScope(shield=True), trio.move_on_after(KILL_TIMEOUT):
+                    await self._exec(kill_tracked(pidfile), None)
+            raise
+        result = Completed(command, result.returncode, result.stdout, result.stderr)
+        if check and result.returncode != 0:
+            raise CommandError(
+                f"{command}: exit status {result.returncode}",
+                command=command,
+                exit_status=result.returncode,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            )
+        return result
+
+    async def put(self, sources: Sequence[Path], destination: str) -> None:
+        if not sources:
+            return
+        payload, command = tar_upload(sources, destination)
+        self._bytes += len(payload)
+        await self.run(command, stdin=payload)
+
+    def statistics(self) -> RemoteStatistics:
+        return RemoteStatistics(
+            connections_opened=self._sessions.connections_opened,
+            sessions_opened=self._sessions.sessions_opened,
+            sessions_refused=self._sessions.pool.refusals,
+            handshakes_retried=self._sessions.handshakes_retried,
+            bytes_sent=self._bytes,
+        )
+
+    def exported_commands(self) -> tuple[str, str]:
+        # For types that run ssh/scp themselves: through a master when one is up, with
+        # OpenSSH's own fallback allowed (these calls are the type's, not ours).
+        words = list(self._base)
+        if self.last_control is not None:
+            words += ["-o", f"ControlPath={self.last_control}", "-o", "ControlMaster=no"]
+        joined = " ".join(shlex.quote(w) for w in words)
+        return f"ssh {joined}", f"scp -q {joined}"
+
+
+async def _start_master(host: str, base: Sequence[str], tmp: Path, number: int) -> Master:
+    control = tmp / f"m{number}"
+    errors_path = tmp / f"m{number}.err"
+    argv = [
+        "ssh", *base, "-M", "-N", "-S", str(control), "-o", "ControlPersist=no",
+        "-o", "LogLevel=ERROR", "-o", "ServerAliveInterval=15", host,
+    ]  # fmt: skip
+    # stderr goes to a file: no reader task, so no nursery wrapping the caller's errors.
+    with errors_path.open("wb") as errors:
+        process = await trio.lowlevel.open_process(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            start_new_session=True,
+        )
+    master = Master(process, control)
+    try:
+        with trio.fail_after(MASTER_READY_TIMEOUT):
+            while True:
+                if process.poll() is not None:
+                    raise classify_ssh_error(host, errors_path.read_text(errors="replace"))
+                if control.exists():
+                    return master
+                await trio.sleep(0.005)
+    except trio.TooSlowError:
+        await _stop_master(host, base, master)
+        raise ConnectError(
+            f"{host}: ssh did not connect within {MASTER_READY_TIMEOUT:.0f} s"
+        ) from None
+    except BaseException:
+        await _stop_master(host, base, master)
+        raise
+
+
+async def _stop_master(host: str, base: Sequence[str], master: Master) -> None:
+    with trio.CancelScope(shield=True):
+        process = master.process
+        if process.returncode is None and master.control.exists():
+            await run_argv(["ssh", *base, "-S", str(master.control), "-O", "exit", host])
+            with trio.move_on_after(2):
+                await process.wait()
+        if process.returncode is None:
+            await _kill_group(process)
+            await process.wait()
+
+
+@asynccontextmanager
+async def open_openssh_remote(
+    host: str,
+    *,
+    connect_limiter: trio.CapacityLimiter,
+    pool: SessionPool,
+    ssh_config: Path | None = None,
+    address_family: int | None = None,
+    log: Any = None,
+) -> AsyncIterator[OpensshRemote]:
+    """Yield a Remote for ``host``; every master it opened is closed on exit."""
+    base = base_options(ssh_config, address_family)
+    tmp = Path(tempfile.mkdtemp(prefix="cdist-trio-ssh."))
+    numbers = itertools.count(1)
+
+    async def connect() -> Master:
+        return await _start_master(host, base, tmp, next(numbers))
+
+    async def close(master: Master) -> None:
+        await _stop_master(host, base, master)
+
+    sessions: PooledSessions[Master] = PooledSessions(
+        host, connect=connect, close=close, pool=pool, connect_limiter=connect_limiter, log=log
+    )
+    try:
+        yield OpensshRemote(host, base, sessions)
+    finally:
+        await sessions.aclose()
+        shutil.rmtree(tmp, ignore_errors=True)

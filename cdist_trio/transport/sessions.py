@@ -1,0 +1,173 @@
+"""The async side of the adaptive pool: sessions, connection opening, retries, kills.
+
+`PooledSessions` asks `SessionPool` what to do and does it: waits for a slot, opens a
+connection (through the run-wide ``connect_limiter`` and a per-host limit of 2, with
+jittered backoff when sshd drops the handshake), and counts what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import trio
+
+from ..errors import ConnectError
+from .pool import Open, SessionPool, Use, backoff_delays
+
+C = TypeVar("C")
+
+CONNECT_RETRY_WINDOW = 60.0
+KILL_TIMEOUT = 5.0
+
+
+class RetryableConnectError(ConnectError):
+    """The server dropped our handshake before authentication (MaxStartups): retry it."""
+
+
+@dataclass
+class Slot(Generic[C]):
+    """One session's claim on a connection; `refused` hands the claim back."""
+
+    connection_id: int
+    connection: C
+    was_refused: bool = False
+
+
+class PooledSessions(Generic[C]):
+    """Sessions of one host over up to ``max_connections`` connections of type ``C``."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        connect: Callable[[], Awaitable[C]],
+        close: Callable[[C], Awaitable[None]],
+        pool: SessionPool,
+        connect_limiter: trio.CapacityLimiter,
+        log: logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self.host = host
+        self._connect = connect
+        self._close = close
+        self.pool = pool
+        self.connect_limiter = connect_limiter
+        self.host_connect_limiter = trio.CapacityLimiter(2)
+        self._log = log
+        self._connections: dict[int, C] = {}
+        self._changed = trio.lowlevel.ParkingLot()
+        self.connections_opened = 0
+        self.sessions_opened = 0
+        self.handshakes_retried = 0
+        self._told: set[int] = set()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[Slot[C]]:
+        """Hold one session slot; the caller opens the session on ``slot.connection``."""
+        while True:
+            decision = self.pool.acquire()
+            if isinstance(decision, Use):
+                slot = Slot(decision.connection, self._connections[decision.connection])
+                self.sessions_opened += 1
+                try:
+                    yield slot
+                finally:
+                    if not slot.was_refused:
+                        self.pool.release(decision.connection)
+                    self._changed.unpark_all()
+                return
+            if isinstance(decision, Open):
+                await self._open(decision.connection)
+                continue
+            await self._changed.park()
+
+    def refused(self, slot: Slot[C]) -> None:
+        """The server refused the session of ``slot``: shrink the budget, log it once."""
+        slot.was_refused = True
+        message = self.pool.refused(slot.connection_id)
+        if message and self._log is not None and slot.connection_id not in self._told:
+            self._told.add(slot.connection_id)
+            self._log.log(15, "%s", message)
+        self._changed.unpark_all()
+
+    def lost(self, slot: Slot[C]) -> None:
+        """The connection under ``slot`` is gone; later requests open another."""
+        slot.was_refused = True
+        self.pool.lost(slot.connection_id)
+        self._connections.pop(slot.connection_id, None)
+        self._changed.unpark_all()
+
+    async def _open(self, connection_id: int) -> None:
+        try:
+            conn = await self._connect_with_retry()
+        except BaseException:
+            self.pool.lost(connection_id)
+            self._changed.unpark_all()
+            raise
+        self._connections[connection_id] = conn
+        self.pool.opened(connection_id)
+        self.connections_opened += 1
+        self._changed.unpark_all()
+
+    async def _connect_with_retry(self) -> C:
+        """Connect, retrying dropped handshakes with jittered backoff.
+
+        Retries stop after `CONNECT_RETRY_WINDOW` seconds; a host deadline set by the
+        caller's cancel scope stops them sooner.
+        """
+        delays = backoff_delays()
+        give_up_at = trio.current_time() + CONNECT_RETRY_WINDOW
+        attempt = 0
+        while True:
+            attempt += 1
+            async with self.connect_limiter, self.host_connect_limiter:
+                try:
+                    return await self._connect()
+                except RetryableConnectError as exc:
+                    if trio.current_time() >= give_up_at:
+                        raise ConnectError(f"{exc} (gave up after {attempt} attempts)") from exc
+                    self.handshakes_retried += 1
+                    if self._log is not None:
+                        self._log.debug("handshake dropped (%s); retrying", exc)
+            await trio.sleep(next(delays))
+
+    async def aclose(self) -> None:
+        with trio.CancelScope(shield=True):
+            for conn in list(self._connections.values()):
+                await self._close(conn)
+        self._connections.clear()
+
+
+# --- remote process tracking, so that cancellation reaches the target -----------------
+
+
+def tracked(command: str, pidfile: str) -> str:
+    """Wrap ``command`` so that its process group id lands in ``pidfile`` first.
+
+    sshd will not signal a root session's command for us, so a cancelled command is
+    killed with `kill_tracked` over another session.  A kill that arrives before the
+    command started leaves a ``.cancel`` file, and the command then never runs.
+    """
+    quoted = shlex.quote(pidfile)
+    return (
+        f"echo $$ > {quoted}; "
+        f"if [ -e {quoted}.cancel ]; then rm -f {quoted} {quoted}.cancel; exit 130; fi; "
+        f"/bin/sh -c {shlex.quote(command)}; rc=$?; rm -f {quoted}; exit $rc"
+    )
+
+
+def kill_tracked(pidfile: str) -> str:
+    """The command that kills a `tracked` command's process group (TERM, then KILL)."""
+    quoted = shlex.quote(pidfile)
+    return (
+        f"touch {quoted}.cancel; pid=$(cat {quoted} 2>/dev/null); "
+        f'if [ -n "$pid" ]; then '
+        f'kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; '
+        f'i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; '
+        f'kill -KILL "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; '
+        f"rm -f {quoted} {quoted}.cancel; fi; true"
+    )

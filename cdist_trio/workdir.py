@@ -1,0 +1,151 @@
+"""The local working directory ``$__global`` of one host run, in cdist's layout (spec §5.2).
+
+Creates the tree, merges the conf dirs by symlinking their entries (later dirs win per
+top-level entry, spec §5.3) and puts one emulator launcher per type into ``bin/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import shlex
+import string
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import CdistError
+
+CONF_SUBDIRS = ("explorer", "files", "manifest", "type")
+_MARKER_ALPHABET = string.ascii_lowercase + string.digits + "_"
+
+
+def host_dir_name(host: str) -> str:
+    """The MD5 hex digest of the host string as given (spec §1)."""
+    return hashlib.md5(host.encode(), usedforsecurity=False).hexdigest()
+
+
+def new_object_marker() -> str:
+    return ".cdist-" + "".join(secrets.choice(_MARKER_ALPHABET) for _ in range(8))
+
+
+def distribution_conf_dir() -> Path:
+    """Our own conf dir, shipped in the package and merged first."""
+    return Path(str(resources.files("cdist_trio") / "conf"))
+
+
+def conf_dir_order(extra: Sequence[Path], home: str | None) -> list[Path]:
+    """Conf dirs in merge order: ours, ``~/.cdist``, then the configured ones; no repeats."""
+    dirs = [distribution_conf_dir()]
+    if home:
+        dirs.append(Path(home) / ".cdist")
+    dirs.extend(Path(d) for d in extra)
+    seen: dict[str, Path] = {}
+    for d in dirs:
+        seen.setdefault(str(d.absolute()), d.absolute())
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class WorkDir:
+    """Paths of one host's ``$__global`` tree."""
+
+    path: Path
+    marker: str
+
+    @property
+    def bin(self) -> Path:
+        return self.path / "bin"
+
+    @property
+    def conf(self) -> Path:
+        return self.path / "conf"
+
+    @property
+    def type_base(self) -> Path:
+        return self.conf / "type"
+
+    @property
+    def explorer_out(self) -> Path:
+        return self.path / "explorer"
+
+    @property
+    def object_base(self) -> Path:
+        return self.path / "object"
+
+    @property
+    def messages(self) -> Path:
+        return self.path / "messages"
+
+    def stream(self, kind: str, name: str) -> Path:
+        """``$G/stdout/<name>`` or ``$G/stderr/<name>`` (init, remote, local)."""
+        return self.path / kind / name
+
+    def global_explorers(self) -> list[str]:
+        directory = self.conf / "explorer"
+        return sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
+
+
+def create_workdir(
+    path: Path, conf_dirs: Sequence[Path], log: logging.LoggerAdapter[logging.Logger]
+) -> WorkDir:
+    """Lay out ``$G`` at ``path``: directories, marker, merged conf, emulator launchers."""
+    marker = new_object_marker()
+    for sub in ("bin", "explorer", "object", "stdout", "stderr"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+    for sub in CONF_SUBDIRS:
+        (path / "conf" / sub).mkdir(parents=True, exist_ok=True)
+    (path / "messages").touch()
+    (path / "object_marker").write_text(marker + "\n")
+    workdir = WorkDir(path, marker)
+    _merge_conf_dirs(workdir, conf_dirs)
+    _drop_invalid_types(workdir, log)
+    _write_emulator_launchers(workdir)
+    return workdir
+
+
+def _merge_conf_dirs(workdir: WorkDir, conf_dirs: Sequence[Path]) -> None:
+    for conf_dir in conf_dirs:
+        for sub in CONF_SUBDIRS:
+            source_dir = conf_dir / sub
+            if not source_dir.is_dir():
+                continue
+            for entry in sorted(source_dir.iterdir()):
+                link = workdir.conf / sub / entry.name
+                try:
+                    if link.is_symlink() or link.exists():
+                        link.unlink()
+                    link.symlink_to(entry.absolute())
+                except OSError as exc:
+                    raise CdistError(f"Linking {sub} {entry} to {link} failed: {exc}") from exc
+
+
+def _drop_invalid_types(workdir: WorkDir, log: logging.LoggerAdapter[logging.Logger]) -> None:
+    for entry in sorted(workdir.type_base.iterdir()):
+        if entry.name.startswith(".") or entry.is_dir():
+            continue
+        log.warning(
+            "Ignoring invalid type '%s' at '%s' defined at '%s'",
+            entry.name,
+            entry,
+            os.path.realpath(entry),
+        )
+        entry.unlink()
+
+
+def _write_emulator_launchers(workdir: WorkDir) -> None:
+    # A two-line sh launcher instead of a symlink to our executable: it names the type
+    # explicitly and starts the emulator without importing the engine.
+    python = shlex.quote(sys.executable)
+    for entry in workdir.type_base.iterdir():
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        launcher = workdir.bin / entry.name
+        launcher.write_text(
+            f'#!/bin/sh\nexec {python} -m cdist_trio.emulator {shlex.quote(entry.name)} "$@"\n'
+        )
+        launcher.chmod(0o755)

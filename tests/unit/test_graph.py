@@ -1,0 +1,99 @@
+"""The pure dependency graph: readiness, cycles and the unresolvable listing."""
+
+from __future__ import annotations
+
+from cdist_trio.graph import Graph, Phase
+
+
+def _graph(edges: dict[str, tuple[list[str], list[str]]]) -> Graph:
+    graph = Graph()
+    for name, (require, autorequire) in edges.items():
+        graph.update(name, require, autorequire)
+    return graph
+
+
+def test_graph_prepares_only_when_requirements_are_done() -> None:
+    graph = _graph({"__a/1": ([], []), "__b/1": (["__a/1"], [])})
+    assert graph.ready_to_prepare() == ["__a/1"]
+    graph.set_phase("__a/1", Phase.PREPARED)
+    assert graph.ready_to_prepare() == []
+    graph.set_phase("__a/1", Phase.DONE)
+    assert graph.ready_to_prepare() == ["__b/1"]
+
+
+def test_graph_runs_parent_only_after_autorequired_children() -> None:
+    graph = _graph({"__parent/x": ([], ["__child/y"]), "__child/y": ([], [])})
+    graph.set_phase("__parent/x", Phase.PREPARED)
+    graph.set_phase("__child/y", Phase.PREPARED)
+    assert graph.ready_to_run() == ["__child/y"]
+    graph.set_phase("__child/y", Phase.DONE)
+    assert graph.ready_to_run() == ["__parent/x"]
+
+
+def test_graph_prepare_ignores_autorequire() -> None:
+    graph = _graph({"__parent/x": ([], ["__child/y"]), "__child/y": ([], [])})
+    assert graph.ready_to_prepare() == ["__parent/x", "__child/y"]
+
+
+def test_graph_missing_requirement_is_never_ready_and_listed() -> None:
+    graph = _graph({"__a/1": (["__nobody/here"], [])})
+    assert graph.ready_to_prepare() == []
+    assert graph.find_cycle() is None
+    assert graph.unresolved() == (
+        "The requirements of the following objects could not be resolved:\n"
+        "__a/1 requires:\n"
+        "        __nobody/here\n"
+        "__a/1 autorequires:\n"
+        "        "
+    )
+
+
+def test_graph_finds_cycle_path() -> None:
+    graph = _graph(
+        {
+            "__x/0": ([], []),
+            "__cyc/a": (["__cyc/b"], []),
+            "__cyc/b": (["__cyc/c"], []),
+            "__cyc/c": (["__cyc/a"], []),
+        }
+    )
+    cycle = graph.find_cycle()
+    assert cycle is not None
+    assert cycle[0] == cycle[-1]
+    assert sorted(cycle[:-1]) == ["__cyc/a", "__cyc/b", "__cyc/c"]
+
+
+def test_graph_cycle_through_autorequire() -> None:
+    graph = _graph({"__p/1": ([], ["__c/1"]), "__c/1": (["__p/1"], [])})
+    assert graph.find_cycle() in (["__p/1", "__c/1", "__p/1"], ["__c/1", "__p/1", "__c/1"])
+
+
+def test_graph_done_objects_break_cycles() -> None:
+    graph = _graph({"__a/1": (["__b/1"], []), "__b/1": (["__a/1"], [])})
+    graph.set_phase("__b/1", Phase.DONE)
+    assert graph.find_cycle() is None
+
+
+def test_graph_deep_chain_has_no_recursion_limit() -> None:
+    graph = Graph()
+    for i in range(5000):
+        graph.update(f"__n/{i}", [f"__n/{i + 1}"] if i < 4999 else [], [])
+    assert graph.find_cycle() is None
+    graph.update("__n/4999", ["__n/0"], [])
+    cycle = graph.find_cycle()
+    assert cycle is not None
+    assert len(cycle) == 5001
+
+
+def test_graph_update_replaces_requirements_without_duplicates() -> None:
+    graph = _graph({"__a/1": (["__b/1", "__b/1"], [])})
+    assert graph.node("__a/1").require == ["__b/1"]
+    graph.update("__a/1", ["__b/1", "__c/1"], [])
+    assert graph.node("__a/1").require == ["__b/1", "__c/1"]
+
+
+def test_graph_all_done() -> None:
+    graph = _graph({"__a/1": ([], [])})
+    assert not graph.all_done()
+    graph.set_phase("__a/1", Phase.DONE)
+    assert graph.all_done()
