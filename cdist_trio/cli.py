@@ -86,7 +86,10 @@ Parallelism and limits:
   -p N, --parallel N    Configure up to N hosts at a time; without N,
                         {DEFAULT_PARALLEL}.  Default: 1.
   -s, --sequential      One host at a time, the same as -p 1 (the default).
-  --timeout SECONDS     Give up on a host that takes longer.  Default: no limit.
+  --timeout SECONDS     Give up on a host that takes longer; it is reported as
+                        timed out and the others go on.  Default: no limit.
+  --fail-fast           Stop the whole run when the first host fails; hosts not
+                        finished are reported as interrupted.  Default: off.
   --max-sessions N      Sessions to open on one SSH connection (sshd's
                         MaxSessions).  Default: 10.
   --max-connections N   SSH connections to open per host.  Default: 2.
@@ -121,7 +124,8 @@ Local files:
 Settings come from /etc/cdist.cfg, ~/.cdist.cfg (else
 $XDG_CONFIG_HOME/cdist/cdist.cfg), CDIST_* environment variables,
 $CDIST_CONFIG_FILE, -g, then these options, later ones winning.
-Exit status: 0 success, 1 error or failed hosts, 2 usage error, 130 interrupted.
+Exit status: 0 success, 1 error or failed hosts, 2 usage error, 130 interrupted
+by Ctrl-C (SIGINT), 143 stopped by SIGTERM.
 """
 
 _USAGE_SECTION = USAGE[USAGE.index("Usage:") : USAGE.index("\n\n", USAGE.index("Usage:"))]
@@ -297,6 +301,7 @@ def _cli_layer(args: Mapping[str, Any]) -> dict[str, object]:
         ("--dry-run", "dry_run"),
         ("--timestamp", "timestamp"),
         ("--beta", "beta"),
+        ("--fail-fast", "fail_fast"),
     ):
         if args[option]:
             layer[field] = True
@@ -433,10 +438,52 @@ def _config(args: Mapping[str, Any]) -> int:
 def _run(hosts: Sequence[HostSpec], settings: Settings) -> int:
     import trio
 
-    # Imported here so that --help and --version work without the engine.
-    from cdist_trio.run import run_config
+    return trio.run(_run_with_signals, hosts, settings)
 
-    report = trio.run(run_config, hosts, settings)
+
+async def _run_with_signals(hosts: Sequence[HostSpec], settings: Settings) -> int:
+    """Run, turning SIGINT/SIGTERM into an orderly interruption (exit 130/143).
+
+    The first signal cancels every host, which close their connections and kill what
+    they started on targets; a second one stops waiting for that clean-up.
+    """
+    import signal
+
+    import trio
+
+    # Imported here so that --help and --version work without the engine.
+    from cdist_trio.run import RunControl, run_config
+
+    control = RunControl()
+    received: list[int] = []
+
+    async def watch_signals(task_status: trio.TaskStatus[None]) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                received.append(signum)
+                if len(received) > 1:
+                    nursery.cancel_scope.cancel()
+                name = signal.Signals(signum).name
+                get_logger("cdist").warning("%s received: interrupting the run", name)
+                control.interrupt(f"interrupted by {name}")
+
+    reports = []
+    errors: list[Exception] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watch_signals)
+        try:
+            reports.append(await run_config(hosts, settings, control=control))
+        except Exception as exc:
+            # Raised outside the nursery below, so it is not wrapped in a group.
+            errors.append(exc)
+        finally:
+            nursery.cancel_scope.cancel()
+    if errors:
+        raise errors[0]
+    report = reports[0]
+    if received:
+        return 128 + received[0]
     return 1 if report.failed_hosts else 0
 
 

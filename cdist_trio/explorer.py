@@ -7,6 +7,7 @@ type are prepared at the same time: the first one transfers, the others wait for
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 import trio
@@ -21,6 +22,19 @@ def _append(path: Path, data: bytes) -> None:
     if data:
         with path.open("ab") as sink:
             sink.write(data)
+
+
+def _explorer_stderr(ctx: HostContext, data: bytes) -> None:
+    """Explorer stderr joins ``$G/stderr/remote``; with -S it goes to our stderr, with
+    -q nowhere (spec §12.2)."""
+    if ctx.settings.quiet or not data:
+        return
+    if ctx.settings.save_output_streams:
+        _append(ctx.workdir.stream("stderr", "remote"), data)
+    else:
+        sys.stderr.flush()
+        sys.stderr.buffer.write(data)
+        sys.stderr.buffer.flush()
 
 
 def _remote_stderr(ctx: HostContext) -> Stream:
@@ -51,7 +65,7 @@ async def run_global_explorers(ctx: HostContext) -> None:
         async with ctx.job_limiter:
             script = f"{ctx.settings.remote_shell} -e {shlex.quote(ctx.remote_explorer_dir)}/{name}"
             result = await ctx.remote.run(script, env=env, check=False)
-        _append(ctx.workdir.stream("stderr", "remote"), result.stderr)
+        _explorer_stderr(ctx, result.stderr)
         if result.returncode != 0:
             report = ErrorReport(
                 f"global explorer '{name}'",
@@ -131,7 +145,7 @@ async def run_type_explorers(ctx: HostContext, obj: CdistObject) -> None:
         try:
             result = await ctx.remote.run(script, env=env, check=True)
         except CommandError as exc:
-            _append(ctx.workdir.stream("stderr", "remote"), exc.stderr)
+            _explorer_stderr(ctx, exc.stderr)
             report = ErrorReport(
                 f"explorer '{name}' of object '{obj.name}'",
                 {
@@ -148,7 +162,7 @@ async def run_type_explorers(ctx: HostContext, obj: CdistObject) -> None:
                 f"{script}: explorer {name} of {obj.name} exited with status {exc.exit_status}",
                 report,
             ) from exc
-        _append(ctx.workdir.stream("stderr", "remote"), result.stderr)
+        _explorer_stderr(ctx, result.stderr)
         output = result.stdout
         if output and not output.endswith(b"\n"):
             output += b"\n"

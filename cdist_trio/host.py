@@ -12,6 +12,8 @@ import logging
 import shlex
 import socket
 import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -19,19 +21,67 @@ import trio
 from . import log as cdist_log
 from .cache import cache_subpath, save_cache
 from .context import HostContext, Target
-from .errors import CdistError, StageError, TransportError
+from .errors import CdistError, StageError
 from .explorer import run_global_explorers
 from .hosts import HostSpec
 from .manifest import run_initial_manifest
 from .model.cdist_type import TypeRegistry
 from .model.objects import ObjectStore
 from .report import HostReport, HostStatus, ObjectReport
-from .scheduler import ObjectScheduler, SchedulerResult
+from .scheduler import ObjectScheduler
 from .settings import Settings
 from .transport import Remote, RemoteStatistics, TransportResources, open_remote
 from .workdir import conf_dir_order, create_workdir, host_dir_name
 
 VERBOSE = 15
+
+
+@dataclass
+class HostRun:
+    """What one host scope has done so far; read by the run scope for timed-out or
+    interrupted hosts and by progress displays."""
+
+    host: str
+    stage: str = "waiting"
+    started: float | None = None
+    remote: Remote | None = None
+    statistics: RemoteStatistics | None = None
+    scheduler: ObjectScheduler | None = None
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def current_statistics(self) -> RemoteStatistics:
+        if self.remote is not None:
+            return self.remote.statistics()
+        return self.statistics or RemoteStatistics()
+
+    def report(
+        self,
+        status: HostStatus,
+        *,
+        error: str | None = None,
+        detail: str | None = None,
+        cache_path: str | None = None,
+    ) -> HostReport:
+        """A HostReport of everything recorded so far."""
+        objects: tuple[ObjectReport, ...] = ()
+        if self.scheduler is not None:
+            objects = tuple(
+                ObjectReport(o.name, o.has_code, o.prepare_seconds, o.run_seconds)
+                for o in self.scheduler.result.objects.values()
+            )
+        duration = 0.0 if self.started is None else trio.current_time() - self.started
+        return HostReport(
+            host=self.host,
+            status=status,
+            duration=duration,
+            error=error,
+            detail=detail,
+            objects=objects,
+            statistics=self.current_statistics(),
+            cache_path=cache_path,
+            stage_seconds=dict(self.stages),
+            stage=self.stage,
+        )
 
 
 def describe_target(host: str, tags: str = "") -> Target:
@@ -67,22 +117,27 @@ async def configure_host(
     base_root: Path,
     home: str | None,
     resources: TransportResources,
+    run: HostRun | None = None,
 ) -> HostReport:
-    """Configure one host; never raises a CdistError (it is put in the report)."""
+    """Configure one host; never raises a CdistError (it is put in the report).
+
+    Cancellation (a deadline, an interrupted run) propagates after every resource of
+    the host is closed; ``run`` keeps what was done for the caller's report.
+    """
     host = spec.name
+    run = run or HostRun(host)
+    run.started = trio.current_time()
     log = cdist_log.target_logger(host)
-    started = time.monotonic()
-    statistics: RemoteStatistics | None = None
-    result: SchedulerResult | None = None
-    stages: dict[str, float] = {}
     try:
         if not home:
             raise CdistError("No homedir setup and no cache dir location given")
         log.info("Starting %s", "dry run" if settings.dry_run else "configuration run")
+        run.stage = "setup"
         workdir_path = base_root / host_dir_name(host) / "data"
         workdir = create_workdir(workdir_path, conf_dir_order(settings.conf_dirs, home), log)
         types = TypeRegistry(workdir.type_base)
         store = ObjectStore(workdir.object_base, workdir.marker, types)
+        run.stage = "connecting"
         async with open_remote(
             host,
             transport=settings.transport,
@@ -96,6 +151,7 @@ async def configure_host(
             log=log,
             extra_env={"__target_host": host, "__global": str(workdir.path)},
         ) as remote:
+            run.remote = remote
             level = cdist_log.level_for(settings.verbosity, settings.quiet)
             ctx = HostContext(
                 target=describe_target(host),
@@ -111,80 +167,42 @@ async def configure_host(
                 log_level_name=logging.getLevelName(level),
             )
             try:
-                await _timed(stages, "remote setup", setup_remote_base(remote, ctx.remote_base))
-                await _timed(stages, "global explorers", run_global_explorers(ctx))
-                await _timed(stages, "initial manifest", run_initial_manifest(ctx))
-                scheduler = ObjectScheduler(ctx)
-                result = await _timed(stages, "objects", scheduler.run())
+                await _stage(run, "remote setup", setup_remote_base(remote, ctx.remote_base))
+                await _stage(run, "global explorers", run_global_explorers(ctx))
+                await _stage(run, "initial manifest", run_initial_manifest(ctx))
+                run.scheduler = ObjectScheduler(ctx)
+                await _stage(run, "objects", run.scheduler.run())
             finally:
-                statistics = remote.statistics()
+                run.statistics = remote.statistics()
+                run.remote = None
+        run.stage = "cache"
         for leftover in ("order_dep_state", "typeorder_dep"):
             (workdir.path / leftover).unlink(missing_ok=True)
         cache_root = Path(home) / ".cdist" / "cache"
         subpath = cache_subpath(settings.cache_path_pattern, host, host_dir_name(host), time.time())
         cache_path = save_cache(workdir.path, cache_root, subpath, host)
-        duration = time.monotonic() - started
+        report = run.report(HostStatus.OK, cache_path=str(cache_path))
         log.info(
             "Finished %s in %.2f seconds",
             "dry run" if settings.dry_run else "successful run",
-            duration,
+            report.duration,
         )
-        return _report(
-            host, HostStatus.OK, duration, result, statistics, stages, cache_path=str(cache_path)
-        )
+        return report
     except CdistError as exc:
-        duration = time.monotonic() - started
         if isinstance(exc, StageError):
             log.error("%s", exc.render())
+            detail: str | None = exc.render()
         else:
             log.error("%s", exc)
-        detail = exc.render() if isinstance(exc, StageError) else None
-        if isinstance(exc, TransportError) and not isinstance(exc, StageError):
             detail = str(exc)
-        return _report(
-            host,
-            HostStatus.FAILED,
-            duration,
-            result,
-            statistics,
-            stages,
-            error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-            detail=detail,
-        )
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return run.report(HostStatus.FAILED, error=first_line, detail=detail)
 
 
-async def _timed(stages: dict[str, float], name: str, work):  # type: ignore[no-untyped-def]
+async def _stage(run: HostRun, name: str, work: Awaitable[object]) -> None:
+    run.stage = name
     started = trio.current_time()
     try:
-        return await work
+        await work
     finally:
-        stages[name] = trio.current_time() - started
-
-
-def _report(
-    host: str,
-    status: HostStatus,
-    duration: float,
-    result: SchedulerResult | None,
-    statistics: RemoteStatistics | None,
-    stages: dict[str, float],
-    *,
-    error: str | None = None,
-    detail: str | None = None,
-    cache_path: str | None = None,
-) -> HostReport:
-    objects = tuple(
-        ObjectReport(o.name, o.has_code, o.prepare_seconds, o.run_seconds)
-        for o in (result.objects.values() if result else ())
-    )
-    return HostReport(
-        host=host,
-        status=status,
-        duration=duration,
-        error=error,
-        detail=detail,
-        objects=objects,
-        statistics=statistics or RemoteStatistics(),
-        cache_path=cache_path,
-        stage_seconds=stages,
-    )
+        run.stages[name] = trio.current_time() - started

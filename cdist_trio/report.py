@@ -36,6 +36,8 @@ class HostReport:
     statistics: RemoteStatistics = field(default_factory=RemoteStatistics)
     cache_path: str | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage: str = ""
+    """The stage the host was in when it ended (where a failure or timeout hit)."""
 
     @property
     def ok(self) -> bool:

@@ -1,32 +1,64 @@
 """The run scope: one host scope per host, admitted by ``host_limiter`` (-p).
 
-One host's failure never cancels another: the host scope turns it into its report.
+One host's failure never cancels another: the host scope turns it into its report.  A
+host past ``--timeout`` is cancelled and reported timed out; `RunControl.interrupt`
+(Ctrl-C in the CLI) and ``--fail-fast`` cancel the hosts in flight, which are reported
+interrupted.  Cancelling the caller cancels everything and propagates.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import trio
 
-from .host import configure_host
+from .host import HostRun, configure_host
 from .hosts import HostSpec
-from .report import HostReport, RunReport
+from .log import VERBOSE
+from .report import HostReport, HostStatus, RunReport
 from .settings import Settings
 from .transport import TransportResources
 
-VERBOSE = 15
+_config_log = logging.getLogger("cdist_trio.config")
+_cdist_log = logging.getLogger("cdist_trio.cdist")
 
 
-async def run_config(hosts: Sequence[HostSpec], settings: Settings) -> RunReport:
+class RunControl:
+    """A handle on a run that its owner may interrupt (e.g. on SIGINT).
+
+    `interrupt` cancels every host in flight and every host not started; `run_config`
+    still returns its report, with those hosts marked interrupted.
+    """
+
+    def __init__(self) -> None:
+        self._scope = trio.CancelScope()
+        self.reason: str | None = None
+
+    def interrupt(self, reason: str = "interrupted") -> None:
+        if self.reason is None:
+            self.reason = reason
+        self._scope.cancel()
+
+    @property
+    def interrupted(self) -> bool:
+        return self.reason is not None
+
+
+async def run_config(
+    hosts: Sequence[HostSpec],
+    settings: Settings,
+    *,
+    control: RunControl | None = None,
+) -> RunReport:
     """Configure every host; returns a report with one HostReport per host, in order."""
-    started = time.monotonic()
+    control = control or RunControl()
+    started = trio.current_time()
     home = os.environ.get("HOME")
     if settings.out_dir is not None:
         base_root = settings.out_dir
@@ -34,30 +66,61 @@ async def run_config(hosts: Sequence[HostSpec], settings: Settings) -> RunReport
     else:
         base_root = Path(tempfile.mkdtemp(prefix="cdist-trio."))
     host_limiter = trio.CapacityLimiter(settings.parallel)
+    runs = [HostRun(spec.name) for spec in hosts]
     reports: dict[int, HostReport] = {}
+    timeout = settings.timeout if settings.timeout is not None else math.inf
 
     async def one_host(index: int, spec: HostSpec) -> None:
-        async with host_limiter:
-            reports[index] = await configure_host(spec, settings, base_root, home, resources)
+        run = runs[index]
+        try:
+            async with host_limiter:
+                with trio.move_on_after(timeout) as deadline:
+                    reports[index] = await configure_host(
+                        spec, settings, base_root, home, resources, run
+                    )
+                if deadline.cancelled_caught:
+                    message = f"timed out after {timeout:g} s during {run.stage}"
+                    logging.getLogger("cdist_trio").error("%s: %s", spec.name, message)
+                    reports[index] = run.report(HostStatus.TIMED_OUT, error=message)
+        finally:
+            if index not in reports:
+                where = f" during {run.stage}" if run.started is not None else " before it started"
+                reports[index] = run.report(
+                    HostStatus.INTERRUPTED, error=f"{control.reason or 'interrupted'}{where}"
+                )
+        if settings.fail_fast and not reports[index].ok:
+            control.interrupt(f"stopped after {spec.name} failed (--fail-fast)")
 
     resources = TransportResources()
     try:
-        async with trio.open_nursery() as nursery:
-            for index, spec in enumerate(hosts):
-                nursery.start_soon(one_host, index, spec)
+        with control._scope:
+            async with trio.open_nursery() as nursery:
+                for index, spec in enumerate(hosts):
+                    nursery.start_soon(one_host, index, spec)
     finally:
         resources.close()
 
     report = RunReport(
         hosts=tuple(reports[i] for i in range(len(hosts))),
-        duration=time.monotonic() - started,
+        duration=trio.current_time() - started,
     )
-    config_log = logging.getLogger("cdist_trio.config")
-    config_log.log(VERBOSE, "Total processing time for %d host(s): %s", len(hosts), report.duration)
-    if report.failed_hosts:
-        logging.getLogger("cdist_trio.cdist").error(
-            "Failed to configure the following hosts: %s", " ".join(report.failed_hosts)
-        )
-    elif settings.out_dir is None:
+    _log_summary(report)
+    if report.ok and settings.out_dir is None:
         shutil.rmtree(base_root, ignore_errors=True)
     return report
+
+
+def _log_summary(report: RunReport) -> None:
+    _config_log.log(
+        VERBOSE, "Total processing time for %d host(s): %s", len(report.hosts), report.duration
+    )
+    interrupted = [h.host for h in report.hosts if h.status is HostStatus.INTERRUPTED]
+    if interrupted:
+        _cdist_log.warning("Interrupted hosts: %s", " ".join(interrupted))
+    if report.failed_hosts:
+        for host in report.hosts:
+            if not host.ok:
+                _cdist_log.error("%s: %s: %s", host.host, host.status.value, host.error)
+        _cdist_log.error(
+            "Failed to configure the following hosts: %s", " ".join(report.failed_hosts)
+        )

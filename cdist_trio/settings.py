@@ -107,6 +107,8 @@ class Settings:
     """``--max-sessions``: sessions per SSH connection (sshd's MaxSessions)."""
     max_connections: int = 2
     """``--max-connections``: SSH connections per host."""
+    fail_fast: bool = False
+    """``--fail-fast``: cancel the whole run when the first host fails."""
 
     def __post_init__(self) -> None:
         for name in ("jobs", "parallel", "max_sessions", "max_connections"):

@@ -30,9 +30,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def config_command(fleet: Fleet, manifest: Path, jobs: int, extra: Sequence[str]) -> list[str]:
     """The cdist-trio command line that configures every host of `fleet`."""
-    program = shutil.which("cdist-trio") or "cdist-trio"
+    beside = Path(sys.executable).parent / "cdist-trio"
+    if beside.is_file():
+        program = [str(beside)]
+    elif found := shutil.which("cdist-trio"):
+        program = [found]
+    else:
+        program = [sys.executable, "-m", "cdist_trio"]
     return [
-        program,
+        *program,
         "config",
         "--transport",
         "openssh",

@@ -164,3 +164,51 @@ require="__directory{d}" __file {q(name)} --mode 600
     assert spaced.is_dir()
     assert name.is_file()
     assert sorted(p.name for p in d.iterdir()) == [name.name]
+
+
+def test_text_types_and_messages(engine: Engine) -> None:
+    t = engine.target
+    hosts = t / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    conf = t / "app.conf"
+    hook = t / "hook-ran"
+    manifest = f"""
+__block {q(hosts)} --text - <<'EOT'
+10.0.0.1 gateway
+10.0.0.2 db
+EOT
+__key_value app-port --file {q(conf)} --key port --delimiter ' = ' --value 8080
+require="__key_value/app-port" __check_messages app-restart \\
+    --pattern '^__key_value/app-port:' --execute {q(f"touch '{hook}'")}
+"""
+    first = engine.config(manifest)
+    assert "10.0.0.2 db" in hosts.read_text()
+    assert conf.read_text() == "port = 8080\n"
+    assert hook.exists()
+    assert f"__block{hosts}:add" in first.messages
+    assert "__key_value/app-port:create" in first.messages
+    hook.unlink()
+    second = engine.config(manifest)
+    assert second.code_files == []
+    assert not hook.exists()
+
+
+def test_package_dispatch(engine: Engine) -> None:
+    if not Path("/usr/bin/dpkg-query").exists():
+        pytest.skip("needs a Debian-like machine")
+    # nothing to do: dpkg is installed, the other package is not
+    run = engine.config(
+        "__package dpkg\n__package no-such-package-xyz --state absent --version 1\n"
+    )
+    assert run.code_files == []
+    objects = run.cache / "object"
+    assert (objects / "__package_apt" / "dpkg").is_dir()
+    assert (objects / "__package_apt" / "no-such-package-xyz").is_dir()
+
+
+def test_cdistmarker_runs_every_time(engine: Engine) -> None:
+    dest = engine.target / "configured"
+    for _ in range(2):
+        run = engine.config(f"__cdistmarker --destination {q(dest)}\n")
+        assert len(run.code_files) == 1
+        assert dest.read_text().strip()

@@ -34,7 +34,9 @@ class FakeRun:
         self.manifest_text: str | None = None
         self.manifest_mode: int | None = None
 
-    async def __call__(self, hosts: Sequence[HostSpec], settings: Settings) -> SimpleNamespace:
+    async def __call__(
+        self, hosts: Sequence[HostSpec], settings: Settings, **kwargs: object
+    ) -> SimpleNamespace:
         self.hosts = list(hosts)
         self.settings = settings
         manifest = settings.initial_manifest

@@ -146,14 +146,17 @@ def test_require_unknown_type_fails(scenario: Scenario) -> None:
     assert not outcome.has_cache()
 
 
-def test_cycle_is_reported_with_its_path(scenario: Scenario) -> None:
+@pytest.mark.parametrize("jobs", ["1", "8"])
+def test_cycle_is_reported_with_its_path(scenario: Scenario, jobs: str) -> None:
     log = q(scenario.log)
     outcome = scenario.config(
         f"""
 require="__step/b" __step a --log {log}
 require="__step/a" __step b --log {log}
 __step c --log {log}
-"""
+""",
+        "-j",
+        jobs,
     )
     assert outcome.status == 1
     assert re.search(
@@ -167,13 +170,16 @@ __step c --log {log}
     assert not outcome.has_cache()
 
 
-def test_unresolvable_requirement_lists_the_objects(scenario: Scenario) -> None:
+@pytest.mark.parametrize("jobs", ["1", "8"])
+def test_unresolvable_requirement_lists_the_objects(scenario: Scenario, jobs: str) -> None:
     log = q(scenario.log)
     outcome = scenario.config(
         f"""
 require="__step/ghost" __step a --log {log}
 __step b --log {log}
-"""
+""",
+        "-j",
+        jobs,
     )
     assert outcome.status == 1
     expected = (

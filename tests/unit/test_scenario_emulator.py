@@ -170,3 +170,32 @@ def test_deprecated_type_and_parameters_warn(scenario: Scenario) -> None:
         in lines
     )
     assert "WARNING: localhost: size parameter of type __old is deprecated." in lines
+
+
+def test_params_argument_forms(scenario: Scenario) -> None:
+    # Unique-prefix abbreviations, --opt=value (also for dash-leading values) and the
+    # object id after the options, as argparse accepts them in cdist (spec §6.2).
+    cache = scenario.config("__params --na n --member=m --colour=-dark p --verb\n").ok().cache()
+    parameters = cache.parameters("__params/p")
+    assert parameters["name"] == "n\n"
+    assert parameters["member"] == "m\n"
+    assert parameters["colour"] == "-dark\n"
+    assert parameters["verbose"] == ""
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ("p --name n --member m --bogus x", "__params: error: unrecognized arguments: --bogus x"),
+        ("p --member m", "__params: error: the following arguments are required: --name"),
+        ("p --name n --member m --verbose yes", "unrecognized arguments: yes"),
+    ],
+)
+def test_params_argument_errors_fail_the_manifest(
+    scenario: Scenario, arguments: str, message: str
+) -> None:
+    outcome = scenario.config(f"__params {arguments}\n")
+    assert outcome.status == 1
+    report = outcome.stderr[outcome.stderr.index("Error processing initial manifest") :]
+    assert message in report
+    assert "usage: __params" in report

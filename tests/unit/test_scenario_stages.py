@@ -122,6 +122,7 @@ def test_env_per_stage(scenario: Scenario) -> None:
         has(stage, __type=f"{g}/conf/type/__envdump")
         assert not env[stage]["PATH"].startswith(f"{g}/bin")
         lacks(stage, "__manifest", "__cdist_manifest", "__explorer", "__cdist_type_base_path")
+        lacks(stage, "__cdist_colored_log")
 
     has("code-local", **target, **log, __global=g, __object=objdir, __object_id="e")
     has("code-local", __cdist_object_marker=marker)
@@ -214,6 +215,9 @@ def test_streams_are_captured_into_files(scenario: Scenario) -> None:
         "stdout/code-remote": "code-remote: stdout\n",
         "stderr/code-remote": "code-remote: stderr\n",
     }
+    # Explorer output is the explorer's result; its stderr joins $G/stderr/remote.
+    assert cache.read("__streams/s", "explorer/noisy") == "type-explorer: stdout\n"
+    assert "type-explorer: stderr" in cache.global_lines("stderr/remote")
     # gencode's stdout is the code, not a stream.
     assert cache.read("__streams/s", "code-local") == (
         'echo "code-local: stdout"\necho "code-local: stderr" >&2\n'
@@ -229,6 +233,7 @@ def test_streams_not_saved_with_disable_saving(scenario: Scenario) -> None:
     assert not (cache.path / "stdout" / "init").exists()
     assert not (cache.path / "stderr" / "init").exists()
     assert list(cache.object("__streams/s").glob("std*/*")) == []
+    assert "type-explorer: stderr" not in cache.global_lines("stderr/remote")
     # The children wrote to our own streams instead.
     for text in ("init: stdout", "manifest: stdout", "code-local: stdout", "code-remote: stdout"):
         assert text in outcome.stdout, text
@@ -239,6 +244,7 @@ def test_streams_not_saved_with_disable_saving(scenario: Scenario) -> None:
         "gencode-remote: stderr",
         "code-local: stderr",
         "code-remote: stderr",
+        "type-explorer: stderr",
     ):
         assert text in outcome.stderr, text
 
@@ -282,3 +288,44 @@ require="__msg/b" __single
         "__msg/a:hello from manifest",
         "__msg/a:hello from gencode",
     ]
+
+
+def test_remote_dir_is_wiped_at_the_start_of_every_run(scenario: Scenario) -> None:
+    stray = scenario.remote / "object" / "__old" / "leftover"
+    stray.mkdir(parents=True)
+    scenario.config("__stdin s\n").ok()
+    assert not (scenario.remote / "object" / "__old").exists()
+    assert (scenario.remote / "conf").is_dir()
+
+
+def test_cache_entries_are_replaced_and_host_recorded(scenario: Scenario) -> None:
+    scenario.config("__stdin first\n").ok()
+    cache = scenario.config("__stdin second\n").ok().cache()
+    # object/ is replaced as a whole, not merged with the previous run's.
+    assert cache.object_names() == ["__stdin/second"]
+    assert (cache.path / "target_host").read_text() == "localhost\n"
+    assert (cache.path / "object_marker").read_text() == cache.marker + "\n"
+    assert cache.global_lines("typeorder") == ["__stdin/second"]
+    # The work dir was moved, not copied.
+    assert not scenario.workdir().exists()
+
+
+def test_cache_path_pattern(scenario: Scenario) -> None:
+    scenario.config("__stdin s\n", "-C", "by-name/%N").ok()
+    assert (scenario.cache_root / "by-name" / "localhost" / "object" / "__stdin" / "s").is_dir()
+
+
+def test_initial_manifest_not_executable_runs_with_sh_e(scenario: Scenario) -> None:
+    outcome = scenario.config("false\n__stdin after-false\n")
+    assert outcome.status == 1
+    assert "Error processing initial manifest" in outcome.stderr
+
+
+def test_initial_manifest_executable_runs_by_its_shebang(scenario: Scenario) -> None:
+    manifest = scenario.manifest("#!/bin/sh\nfalse\n__stdin after-false\n")
+    manifest.chmod(0o755)
+    link = scenario.tmp / "manifest-link"
+    link.symlink_to(manifest)
+    cache = scenario.config(link).ok().cache()
+    # Run directly (no -e), so the manifest went on after `false`.
+    assert cache.object_names() == ["__stdin/after-false"]
