@@ -51,7 +51,7 @@ def config_command(fleet: Fleet, manifest: Path, jobs: int, extra: Sequence[str]
         str(fleet.hosts_file),
         "-i",
         str(manifest),
-        *extra,
+        *(extra or ["-v"]),
     ]
 
 
@@ -70,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = subprocess.run(command, check=False)
         elapsed = time.monotonic() - started
         print(f"demo: cdist-trio exited {result.returncode} after {elapsed:.1f} s")
+        first = fleet[0]
+        listing = first.shell("ls -la /srv/demo /srv/demo/releases; cat /etc/demo.conf", check=False)
+        print(f"demo: what {first.name} looks like now:\n{listing.text}")
         for target in fleet:
             counts = target.sshd_counts()
             print(
