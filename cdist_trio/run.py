@@ -82,14 +82,15 @@ async def run_config(
                     message = f"timed out after {timeout:g} s during {run.stage}"
                     logging.getLogger("cdist_trio").error("%s: %s", spec.name, message)
                     reports[index] = run.report(HostStatus.TIMED_OUT, error=message)
+                # Still holding the host slot, so no waiting host starts after a failure.
+                if settings.fail_fast and not reports[index].ok:
+                    control.interrupt(f"stopped after {spec.name} failed (--fail-fast)")
         finally:
             if index not in reports:
                 where = f" during {run.stage}" if run.started is not None else " before it started"
                 reports[index] = run.report(
                     HostStatus.INTERRUPTED, error=f"{control.reason or 'interrupted'}{where}"
                 )
-        if settings.fail_fast and not reports[index].ok:
-            control.interrupt(f"stopped after {spec.name} failed (--fail-fast)")
 
     resources = TransportResources()
     try:

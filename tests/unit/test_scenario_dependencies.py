@@ -323,3 +323,15 @@ def test_nested_object_ids_are_separate_objects(scenario: Scenario) -> None:
     cache = scenario.config(f"__step a/b --log {log}\n__step a --log {log}\n").ok().cache()
     assert cache.object_names() == ["__step/a", "__step/a/b"]
     assert sorted(local_order(scenario.log_lines())) == ["__step/a", "__step/a/b"]
+
+
+def test_same_child_from_concurrent_type_manifests(scenario: Scenario) -> None:
+    parents = [f"__share/p{i}" for i in range(6)]
+    manifest = "".join(f"__share {name.removeprefix('__share/')}\n" for name in parents)
+    cache = scenario.config(manifest, "-j", "8").ok().cache()
+    assert cache.object_names() == sorted([*parents, "__stdin/shared"])
+    assert sorted(cache.lines("__stdin/shared", "parents")) == parents
+    assert len(cache.lines("__stdin/shared", "source")) == len(parents)
+    for name in parents:
+        assert cache.lines(name, "autorequire") == ["__stdin/shared"]
+        assert cache.read(name, "state") == "done\n"

@@ -235,3 +235,44 @@ def test_missing_home_fails_the_host(scenario: Scenario, monkeypatch: pytest.Mon
     outcome = scenario.config(f"__step a --log {q(scenario.log)}\n")
     assert outcome.status == 1
     assert "No homedir setup and no cache dir location given" in outcome.stderr
+
+
+def test_no_host_given(scenario: Scenario) -> None:
+    outcome = scenario.config(scenario.manifest("true\n"), hosts=())
+    assert outcome.status == 1
+    assert "ERROR: cdist: Target host(s) missing" in outcome.stderr
+
+
+def test_manifest_and_hosts_both_from_stdin_is_refused(scenario: Scenario) -> None:
+    outcome = scenario.config("-", "-f", "-")
+    assert outcome.status == 1
+    assert "ERROR: cdist: Cannot read both, manifest and host file, from stdin" in outcome.stderr
+
+
+def test_invalid_type_entry_is_ignored_with_a_warning(scenario: Scenario) -> None:
+    extra = scenario.tmp / "extra-conf"
+    (extra / "type").mkdir(parents=True)
+    (extra / "type" / "__not_a_dir").write_text("")
+    outcome = scenario.config(f"__step a --log {q(scenario.log)}\n", conf=(CONF, extra)).ok()
+    assert re.search(
+        r"^WARNING: localhost: Ignoring invalid type '__not_a_dir' at '.*/conf/type/__not_a_dir'"
+        r" defined at '.*/extra-conf/type/__not_a_dir'$",
+        outcome.stdout,
+        re.M,
+    ), outcome.stdout
+    assert not (outcome.cache().path / "bin" / "__not_a_dir").exists()
+
+
+def test_initial_manifest_missing_default(scenario: Scenario) -> None:
+    outcome = scenario.config(None)
+    assert outcome.status == 1
+    assert "ERROR: localhost: 'Initial manifest missing'\n" in outcome.stderr
+    report = block(outcome.stderr, "Error processing initial manifest")
+    assert f"\npath: {scenario.workdir()}/conf/manifest/init\n" in report
+
+
+def test_timestamp_prefix(scenario: Scenario) -> None:
+    outcome = scenario.config("true\n", "-v", "-P").ok()
+    assert re.search(
+        r"^INFO: localhost: \[\d{14}\.\d{6}\] Starting configuration run$", outcome.stdout, re.M
+    ), outcome.stdout

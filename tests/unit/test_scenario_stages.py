@@ -329,3 +329,13 @@ def test_initial_manifest_executable_runs_by_its_shebang(scenario: Scenario) -> 
     cache = scenario.config(link).ok().cache()
     # Run directly (no -e), so the manifest went on after `false`.
     assert cache.object_names() == ["__stdin/after-false"]
+
+
+def test_initial_manifest_defaults_to_conf_manifest_init(scenario: Scenario) -> None:
+    extra = scenario.tmp / "site-conf"
+    (extra / "manifest").mkdir(parents=True)
+    (extra / "manifest" / "init").write_text('__stdin "from-$__target_host"\n')
+    outcome = scenario.config(None, "-vv", conf=(CONF, extra)).ok()
+    assert outcome.cache().object_names() == ["__stdin/from-localhost"]
+    init = scenario.workdir() / "conf" / "manifest" / "init"
+    assert f"VERBOSE: localhost: Running initial manifest {init}\n" in outcome.stdout
