@@ -107,7 +107,9 @@ Target access:
                         (cdist's calling convention).  Default: none.
   --remote-copy CMD     An scp-like command to copy files with.  Default: none.
   -r DIR, --remote-out-dir DIR
-                        The work directory on targets.  Default: /var/lib/cdist.
+                        The work directory on targets; %N is replaced by the
+                        host, %h by its hash (for aliases of one machine).
+                        Default: /var/lib/cdist.
 
 Local files:
   -o DIR, --out-dir DIR

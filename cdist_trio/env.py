@@ -35,7 +35,7 @@ def _dry_run(ctx: HostContext) -> dict[str, str]:
 
 
 def _local_base(ctx: HostContext) -> dict[str, str]:
-    remote_exec, remote_copy = ctx.remote.exported_commands()
+    remote_exec, remote_copy = ctx.remote_commands or ctx.remote.exported_commands()
     env = dict(os.environ)
     env.update(
         {

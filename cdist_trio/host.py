@@ -12,7 +12,8 @@ import logging
 import shlex
 import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from .hosts import HostSpec
 from .manifest import run_initial_manifest
 from .model.cdist_type import TypeRegistry
 from .model.objects import ObjectStore
+from .relay import open_relay
 from .report import HostReport, HostStatus, ObjectReport
 from .scheduler import ObjectScheduler
 from .settings import Settings
@@ -103,6 +105,25 @@ def describe_target(host: str, tags: str = "") -> Target:
     return Target(host=host, hostname=hostname, fqdn=fqdn, tags=tags)
 
 
+@asynccontextmanager
+async def _relay_for(settings: Settings, remote: Remote) -> AsyncIterator[tuple[str, str] | None]:
+    """Relay types' own ssh/scp calls through ``remote`` for the pooled SSH transports."""
+    if settings.transport in ("openssh", "asyncssh"):
+        async with open_relay(remote) as commands:
+            yield commands
+    else:
+        yield None
+
+
+def remote_base_for(pattern: str, host: str) -> str:
+    """``-r`` with ``%N`` (the host) and ``%h`` (its hash) expanded.
+
+    An extension to cdist: several host aliases of one machine (or containers sharing
+    a volume) can then be configured at once without sharing ``$R``.
+    """
+    return pattern.replace("%N", host).replace("%h", host_dir_name(host))
+
+
 async def setup_remote_base(remote: Remote, remote_base: str) -> None:
     """Wipe and recreate ``$R`` (spec §5.4); cdist's four steps as one round trip."""
     base = shlex.quote(remote_base)
@@ -138,19 +159,23 @@ async def configure_host(
         types = TypeRegistry(workdir.type_base)
         store = ObjectStore(workdir.object_base, workdir.marker, types)
         run.stage = "connecting"
-        async with open_remote(
-            host,
-            transport=settings.transport,
-            remote_exec=settings.remote_exec,
-            remote_copy=settings.remote_copy,
-            ssh_config=settings.ssh_config,
-            address_family=settings.address_family,
-            max_sessions=settings.max_sessions,
-            max_connections=settings.max_connections,
-            resources=resources,
-            log=log,
-            extra_env={"__target_host": host, "__global": str(workdir.path)},
-        ) as remote:
+        failure: CdistError | None = None
+        async with (
+            open_remote(
+                host,
+                transport=settings.transport,
+                remote_exec=settings.remote_exec,
+                remote_copy=settings.remote_copy,
+                ssh_config=settings.ssh_config,
+                address_family=settings.address_family,
+                max_sessions=settings.max_sessions,
+                max_connections=settings.max_connections,
+                resources=resources,
+                log=log,
+                extra_env={"__target_host": host, "__global": str(workdir.path)},
+            ) as remote,
+            _relay_for(settings, remote) as remote_commands,
+        ):
             run.remote = remote
             level = cdist_log.level_for(settings.verbosity, settings.quiet)
             ctx = HostContext(
@@ -162,19 +187,26 @@ async def configure_host(
                 store=store,
                 log=log,
                 job_limiter=trio.CapacityLimiter(settings.jobs),
-                remote_base=settings.remote_out_dir,
+                remote_base=remote_base_for(settings.remote_out_dir, host),
                 log_level=level,
                 log_level_name=logging.getLevelName(level),
+                remote_commands=remote_commands,
             )
+            # Errors are kept, not raised, inside the relay's nursery: raised there they
+            # would come out wrapped in an exception group.
             try:
                 await _stage(run, "remote setup", setup_remote_base(remote, ctx.remote_base))
                 await _stage(run, "global explorers", run_global_explorers(ctx))
                 await _stage(run, "initial manifest", run_initial_manifest(ctx))
                 run.scheduler = ObjectScheduler(ctx)
                 await _stage(run, "objects", run.scheduler.run())
+            except CdistError as exc:
+                failure = exc
             finally:
                 run.statistics = remote.statistics()
                 run.remote = None
+        if failure is not None:
+            raise failure
         run.stage = "cache"
         for leftover in ("order_dep_state", "typeorder_dep"):
             (workdir.path / leftover).unlink(missing_ok=True)

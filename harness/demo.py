@@ -71,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elapsed = time.monotonic() - started
         print(f"demo: cdist-trio exited {result.returncode} after {elapsed:.1f} s")
         first = fleet[0]
-        listing = first.shell("ls -la /srv/demo /srv/demo/releases; cat /etc/demo.conf", check=False)
+        listing = first.shell(
+            "ls -la /srv/demo /srv/demo/releases; cat /etc/demo.conf", check=False
+        )
         print(f"demo: what {first.name} looks like now:\n{listing.text}")
         for target in fleet:
             counts = target.sshd_counts()

@@ -23,7 +23,15 @@ from .archive import tar_upload
 from .base import Completed, Remote, RemoteStatistics
 from .command import remote_word
 from .pool import SessionPool
-from .sessions import KILL_TIMEOUT, PooledSessions, RetryableConnectError, kill_tracked, tracked
+from .sessions import (
+    BUSY_WINDOW,
+    KILL_TIMEOUT,
+    NOBODY_WINDOW,
+    PooledSessions,
+    RetryableConnectError,
+    kill_tracked,
+    tracked,
+)
 
 try:
     import asyncssh as _asyncssh
@@ -65,8 +73,12 @@ class AsyncsshRemote(Remote):
                     self._sessions.lost(slot)
                     raise ConnectError(f"{self.host}: connection lost: {exc}") from exc
             status = result.exit_status
+            if status is None and result.exit_signal is None:
+                # The channel closed without an exit status: the connection went away.
+                self._sessions.lost(slot)
+                raise ConnectError(f"{self.host}: connection lost while running a command")
             if status is None:
-                status = 255 if result.exit_signal is None else 128 + 9
+                status = 128 + 9
             return Completed(
                 command, status, bytes(result.stdout or b""), bytes(result.stderr or b"")
             )
@@ -130,8 +142,14 @@ def _map_connect_error(host: str, exc: BaseException) -> TransportError:
         return HostKeyError(f"{host}: host key verification failed: {exc.reason}")
     if isinstance(exc, ConnectionRefusedError):
         return ConnectError(f"{host}: connection refused")
-    if isinstance(exc, _asyncssh.ConnectionLost | ConnectionResetError | BrokenPipeError):
-        return RetryableConnectError(f"{host}: connection closed during handshake")
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return RetryableConnectError(
+            f"{host}: connection reset during handshake", window=NOBODY_WINDOW
+        )
+    if isinstance(exc, _asyncssh.ConnectionLost):
+        return RetryableConnectError(
+            f"{host}: connection closed during handshake", window=BUSY_WINDOW
+        )
     if isinstance(exc, _asyncssh.DisconnectError):
         return ConnectError(f"{host}: {exc.reason}")
     return ConnectError(f"{host}: cannot connect: {exc}")

@@ -28,7 +28,15 @@ from .archive import tar_upload
 from .base import Completed, Remote, RemoteStatistics
 from .command import remote_word
 from .pool import SessionPool
-from .sessions import KILL_TIMEOUT, PooledSessions, RetryableConnectError, kill_tracked, tracked
+from .sessions import (
+    BUSY_WINDOW,
+    KILL_TIMEOUT,
+    NOBODY_WINDOW,
+    PooledSessions,
+    RetryableConnectError,
+    kill_tracked,
+    tracked,
+)
 
 FALLBACK_MARKER = "cdist-trio-mux-fallback"
 REFUSED = "Session open refused"
@@ -40,6 +48,9 @@ _DROPPED = (
     "Connection reset by peer",
     "banner exchange",
 )
+# Through docker-proxy, a port with no sshd behind it resets the connection, while a
+# MaxStartups drop closes it (FIELD-NOTES): the first is retried for a short while only.
+_NOBODY = "read: Connection reset by peer"
 
 
 def classify_ssh_error(host: str, stderr: str) -> TransportError:
@@ -50,7 +61,10 @@ def classify_ssh_error(host: str, stderr: str) -> TransportError:
     if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION" in text:
         return HostKeyError(f"{host}: host key verification failed: {text}")
     if any(marker in text for marker in _DROPPED):
-        return RetryableConnectError(f"{host}: connection dropped during handshake: {text}")
+        window = NOBODY_WINDOW if _NOBODY in text else BUSY_WINDOW
+        return RetryableConnectError(
+            f"{host}: connection dropped during handshake: {text}", window=window
+        )
     return ConnectError(f"{host}: ssh connection failed: {text}")
 
 

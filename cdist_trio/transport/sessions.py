@@ -21,12 +21,24 @@ from .pool import Open, SessionPool, Use, backoff_delays
 
 C = TypeVar("C")
 
-CONNECT_RETRY_WINDOW = 60.0
 KILL_TIMEOUT = 5.0
 
 
 class RetryableConnectError(ConnectError):
-    """The server dropped our handshake before authentication (MaxStartups): retry it."""
+    """The server dropped our handshake before authentication: retry it.
+
+    ``window`` is how long to keep trying: long for sshd's MaxStartups drops (the
+    server is there, just busy), short for resets with nothing answering behind the
+    port (a stopped sshd, or one still starting).
+    """
+
+    def __init__(self, message: str, *, window: float = 60.0) -> None:
+        super().__init__(message)
+        self.window = window
+
+
+BUSY_WINDOW = 60.0
+NOBODY_WINDOW = 10.0
 
 
 @dataclass
@@ -116,11 +128,11 @@ class PooledSessions(Generic[C]):
     async def _connect_with_retry(self) -> C:
         """Connect, retrying dropped handshakes with jittered backoff.
 
-        Retries stop after `CONNECT_RETRY_WINDOW` seconds; a host deadline set by the
-        caller's cancel scope stops them sooner.
+        Retries stop after the error's window (`RetryableConnectError.window`); a host
+        deadline set by the caller's cancel scope stops them sooner.
         """
         delays = backoff_delays()
-        give_up_at = trio.current_time() + CONNECT_RETRY_WINDOW
+        first_attempt = trio.current_time()
         attempt = 0
         while True:
             attempt += 1
@@ -128,7 +140,7 @@ class PooledSessions(Generic[C]):
                 try:
                     return await self._connect()
                 except RetryableConnectError as exc:
-                    if trio.current_time() >= give_up_at:
+                    if trio.current_time() - first_attempt >= exc.window:
                         raise ConnectError(f"{exc} (gave up after {attempt} attempts)") from exc
                     self.handshakes_retried += 1
                     if self._log is not None:

@@ -204,7 +204,7 @@ async def test_transport_cancel_frees_target_and_slots(
     marker = "3600.5"  # an unusual duration names our sleeps among the target's processes
 
     def sleepers() -> int:
-        return sum(1 for p in target.processes() if marker in p.args)
+        return sum(1 for p in target.processes() if p.comm == "sleep" and marker in p.args)
 
     async def all_sleeping() -> bool:
         return sleepers() == 8
