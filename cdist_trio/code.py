@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Sequence
 
 from . import env as stage_env
+from .batch import Step, run_batch
 from .context import HostContext
 from .errors import CommandError
 from .manifest import object_error
@@ -42,33 +44,69 @@ async def generate_code(ctx: HostContext, obj: CdistObject) -> bool:
 
 
 async def run_code(ctx: HostContext, obj: CdistObject) -> None:
-    """code-local, then code-remote; never in a dry run."""
-    if obj.code_local:
-        path = obj.path / "code-local"
-        status, _ = await run_script(
-            ctx,
-            script_argv(ctx, path, allow_direct=False),
-            stage_env.code_local_env(ctx, obj),
-            stdout=obj.stdout_path / "code-local",
-            stderr=obj.stderr_path / "code-local",
-        )
-        if status != 0:
-            raise object_error(obj, f"{path}: code-local exited with status {status}")
-    if obj.code_remote:
-        remote_dir = ctx.remote_object_dir(obj.relative_path)
-        await ctx.remote.run(f"mkdir -p {shlex.quote(remote_dir)}")
-        await ctx.remote.put([obj.path / "code-remote"], remote_dir + "/code-remote")
-        command = f"{ctx.settings.remote_shell} -e {shlex.quote(remote_dir)}/code-remote"
-        try:
-            result = await ctx.remote.run(
-                command, env=stage_env.code_remote_env(ctx, obj), check=True
-            )
-        except CommandError as exc:
-            _save(ctx, obj, exc.stdout, exc.stderr)
+    """code-local, then code-remote, one call per step; never in a dry run."""
+    await run_code_local(ctx, obj)
+    if not obj.code_remote:
+        return
+    remote_dir = ctx.remote_object_dir(obj.relative_path)
+    await ctx.remote.run(f"mkdir -p {shlex.quote(remote_dir)}")
+    await ctx.remote.put([obj.path / "code-remote"], remote_dir + "/code-remote")
+    command = _code_remote_command(ctx, obj)
+    try:
+        result = await ctx.remote.run(command, env=stage_env.code_remote_env(ctx, obj))
+    except CommandError as exc:
+        _save(ctx, obj, exc.stdout, exc.stderr)
+        raise object_error(
+            obj, f"{command}: code-remote exited with status {exc.exit_status}"
+        ) from exc
+    _save(ctx, obj, result.stdout, result.stderr)
+
+
+async def run_code_local(ctx: HostContext, obj: CdistObject) -> None:
+    if not obj.code_local:
+        return
+    path = obj.path / "code-local"
+    status, _ = await run_script(
+        ctx,
+        script_argv(ctx, path, allow_direct=False),
+        stage_env.code_local_env(ctx, obj),
+        stdout=obj.stdout_path / "code-local",
+        stderr=obj.stderr_path / "code-local",
+    )
+    if status != 0:
+        raise object_error(obj, f"{path}: code-local exited with status {status}")
+
+
+def _code_remote_command(ctx: HostContext, obj: CdistObject) -> str:
+    remote_dir = ctx.remote_object_dir(obj.relative_path)
+    return f"{ctx.settings.remote_shell} -e {shlex.quote(remote_dir)}/code-remote"
+
+
+async def run_code_remote_batch(ctx: HostContext, objects: Sequence[CdistObject]) -> None:
+    """code-remote of independent objects, in order, in one session; it stops at the
+    first failure, which is reported for that object as with one call per object."""
+    objects = [o for o in objects if o.code_remote]
+    if not objects:
+        return
+    files = [
+        (o.path / "code-remote", f"object/{o.relative_path}/code-remote", 0o600) for o in objects
+    ]
+    steps = [
+        Step(o.name, _code_remote_command(ctx, o), stage_env.code_remote_env(ctx, o))
+        for o in objects
+    ]
+    result = await run_batch(ctx.remote, ctx.remote_base, files, steps, stop_on_failure=True)
+    for obj in objects:
+        step = result.results.get(obj.name)
+        if step is None:
+            break
+        _save(ctx, obj, step.stdout, step.stderr)
+        if step.returncode != 0:
             raise object_error(
-                obj, f"{command}: code-remote exited with status {exc.exit_status}"
-            ) from exc
-        _save(ctx, obj, result.stdout, result.stderr)
+                obj,
+                f"{_code_remote_command(ctx, obj)}: code-remote exited with status "
+                f"{step.returncode}",
+            )
 
 
 def _save(ctx: HostContext, obj: CdistObject, stdout: bytes, stderr: bytes) -> None:

@@ -46,6 +46,12 @@ class HostContext:
     transferred_types: dict[str, trio.Event] = field(default_factory=dict)
 
     @property
+    def batching(self) -> bool:
+        """Many remote steps per session, except for cdist's custom exec/copy commands,
+        which keep one call per step."""
+        return self.settings.transport != "command"
+
+    @property
     def remote_explorer_dir(self) -> str:
         return f"{self.remote_base}/conf/explorer"
 

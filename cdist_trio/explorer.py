@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import trio
 
 from . import env as stage_env
+from .batch import Step, run_batch
 from .context import HostContext
 from .errors import CommandError, ErrorReport, GlobalExplorerError, ObjectExplorerError, Stream
 from .model.objects import CdistObject
+from .tasks import gather_first_error
 
 
 def _append(path: Path, data: bytes) -> None:
@@ -67,37 +70,137 @@ async def run_global_explorers(ctx: HostContext) -> None:
             result = await ctx.remote.run(script, env=env, check=False)
         _explorer_stderr(ctx, result.stderr)
         if result.returncode != 0:
-            report = ErrorReport(
-                f"global explorer '{name}'",
-                {"name": name, "path": str(explorer_dir / name)},
-                [_remote_stderr(ctx)],
-            )
-            raise GlobalExplorerError(
-                f"{script}: global explorer {name} exited with status {result.returncode}",
-                report,
-            )
+            raise _global_explorer_error(ctx, name, script, result.returncode)
         (ctx.workdir.explorer_out / name).write_bytes(result.stdout)
 
-    await _gather(ctx, list(names), run_one)
+    await gather_first_error(names, run_one)
 
 
-async def _gather(ctx: HostContext, items: list[str], job: object) -> None:
-    """Run ``job(item)`` for every item concurrently; the first error wins, others stop."""
-    failure: list[BaseException] = []
+def _global_explorer_error(
+    ctx: HostContext, name: str, script: str, status: int
+) -> GlobalExplorerError:
+    report = ErrorReport(
+        f"global explorer '{name}'",
+        {"name": name, "path": str(ctx.workdir.conf / "explorer" / name)},
+        [_remote_stderr(ctx)],
+    )
+    return GlobalExplorerError(
+        f"{script}: global explorer {name} exited with status {status}", report
+    )
 
-    async def guarded(item: str) -> None:
-        try:
-            await job(item)  # type: ignore[operator]
-        except Exception as exc:
-            if not failure:
-                failure.append(exc)
-            nursery.cancel_scope.cancel()
 
-    async with trio.open_nursery() as nursery:
-        for item in items:
-            nursery.start_soon(guarded, item)
-    if failure:
-        raise failure[0]
+def _global_explorer_command(ctx: HostContext, name: str) -> str:
+    return f"{ctx.settings.remote_shell} -e {shlex.quote(ctx.remote_explorer_dir)}/{name}"
+
+
+async def setup_and_run_global_explorers(ctx: HostContext, setup: str) -> None:
+    """Remote base setup, the transfer of every global explorer and all their runs, in
+    one session; outputs and errors exactly as with one call per explorer."""
+    ctx.log.log(15, "Running global explorers")
+    names = ctx.workdir.global_explorers()
+    explorer_dir = ctx.workdir.conf / "explorer"
+    files = [(explorer_dir / n, f"conf/explorer/{n}", 0o700) for n in names]
+    env = stage_env.global_explorer_env(ctx)
+    steps = [Step(n, _global_explorer_command(ctx, n), env) for n in names]
+    result = await run_batch(
+        ctx.remote, ctx.remote_base, files, steps, stop_on_failure=False, prelude=setup
+    )
+    for name in names:
+        _explorer_stderr(ctx, result.results[name].stderr)
+    for name in names:
+        step = result.results[name]
+        if step.returncode != 0:
+            raise _global_explorer_error(
+                ctx, name, _global_explorer_command(ctx, name), step.returncode
+            )
+        (ctx.workdir.explorer_out / name).write_bytes(step.stdout)
+
+
+def _type_explorer_command(ctx: HostContext, obj: CdistObject, name: str) -> str:
+    explorer_dir = ctx.remote_type_explorer_dir(obj.cdist_type.name)
+    return f"{ctx.settings.remote_shell} -e {shlex.quote(explorer_dir)}/{name}"
+
+
+def _type_explorer_error(
+    ctx: HostContext, obj: CdistObject, name: str, status: int | None
+) -> ObjectExplorerError:
+    cdist_type = obj.cdist_type
+    report = ErrorReport(
+        f"explorer '{name}' of object '{obj.name}'",
+        {
+            "object name": obj.name,
+            "object path": str(obj.path),
+            "object source": " ".join(obj.source),
+            "object type": str(cdist_type.real_path),
+            "explorer name": name,
+            "explorer path": str(cdist_type.explorer_dir / name),
+        },
+        [_remote_stderr(ctx)],
+    )
+    return ObjectExplorerError(
+        f"{_type_explorer_command(ctx, obj, name)}: explorer {name} of {obj.name} "
+        f"exited with status {status}",
+        report,
+    )
+
+
+def _store_explorer_output(obj: CdistObject, name: str, output: bytes) -> None:
+    if output and not output.endswith(b"\n"):
+        output += b"\n"
+    (obj.explorer_path / name).write_bytes(output)
+
+
+async def run_type_explorers_batch(ctx: HostContext, objects: Sequence[CdistObject]) -> None:
+    """Type explorers of every object ready at the same time, in one session: the
+    explorers of types not sent yet, every object's parameters, then every run."""
+    objects = [o for o in objects if o.cdist_type.explorers]
+    if not objects:
+        return
+    files: list[tuple[Path, str, int]] = []
+    mine: list[trio.Event] = []
+    for cdist_type in {o.cdist_type.name: o.cdist_type for o in objects}.values():
+        event = ctx.transferred_types.get(cdist_type.name)
+        if event is not None:
+            await event.wait()
+            continue
+        mine.append(ctx.transferred_types.setdefault(cdist_type.name, trio.Event()))
+        ctx.log.log(15, "Running type explorers for <CdistType %s>", cdist_type.name)
+        files.extend(
+            (cdist_type.explorer_dir / n, f"conf/type/{cdist_type.name}/explorer/{n}", 0o700)
+            for n in cdist_type.explorers
+        )
+    steps: list[Step] = []
+    for obj in objects:
+        if obj.parameter_path.is_dir():
+            files.extend(
+                (p, f"object/{obj.relative_path}/parameter/{p.name}", 0o600)
+                for p in sorted(obj.parameter_path.iterdir())
+            )
+        env = stage_env.type_explorer_env(ctx, obj)
+        steps.extend(
+            Step(f"{obj.name}\0{n}", _type_explorer_command(ctx, obj, n), env)
+            for n in obj.cdist_type.explorers
+        )
+    try:
+        result = await run_batch(ctx.remote, ctx.remote_base, files, steps, stop_on_failure=False)
+    except BaseException:
+        for event in mine:
+            for name, known in list(ctx.transferred_types.items()):
+                if known is event:
+                    del ctx.transferred_types[name]
+        raise
+    finally:
+        for event in mine:
+            event.set()
+    for step in steps:
+        _explorer_stderr(ctx, result.results[step.key].stderr)
+    for obj in objects:
+        obj.explorer_path.mkdir(parents=True, exist_ok=True)
+        for name in obj.cdist_type.explorers:
+            step_result = result.results[f"{obj.name}\0{name}"]
+            if step_result.returncode != 0:
+                raise _type_explorer_error(ctx, obj, name, step_result.returncode)
+            _store_explorer_output(obj, name, step_result.stdout)
 
 
 async def transfer_type_explorers(ctx: HostContext, obj: CdistObject) -> None:
@@ -138,32 +241,13 @@ async def run_type_explorers(ctx: HostContext, obj: CdistObject) -> None:
     await transfer_type_explorers(ctx, obj)
     await transfer_parameters(ctx, obj)
     env = stage_env.type_explorer_env(ctx, obj)
-    explorer_dir = ctx.remote_type_explorer_dir(cdist_type.name)
     obj.explorer_path.mkdir(parents=True, exist_ok=True)
     for name in cdist_type.explorers:
-        script = f"{ctx.settings.remote_shell} -e {shlex.quote(explorer_dir)}/{name}"
+        script = _type_explorer_command(ctx, obj, name)
         try:
             result = await ctx.remote.run(script, env=env, check=True)
         except CommandError as exc:
             _explorer_stderr(ctx, exc.stderr)
-            report = ErrorReport(
-                f"explorer '{name}' of object '{obj.name}'",
-                {
-                    "object name": obj.name,
-                    "object path": str(obj.path),
-                    "object source": " ".join(obj.source),
-                    "object type": str(cdist_type.real_path),
-                    "explorer name": name,
-                    "explorer path": str(cdist_type.explorer_dir / name),
-                },
-                [_remote_stderr(ctx)],
-            )
-            raise ObjectExplorerError(
-                f"{script}: explorer {name} of {obj.name} exited with status {exc.exit_status}",
-                report,
-            ) from exc
+            raise _type_explorer_error(ctx, obj, name, exc.exit_status) from exc
         _explorer_stderr(ctx, result.stderr)
-        output = result.stdout
-        if output and not output.endswith(b"\n"):
-            output += b"\n"
-        (obj.explorer_path / name).write_bytes(output)
+        _store_explorer_output(obj, name, result.stdout)

@@ -23,7 +23,7 @@ from . import log as cdist_log
 from .cache import cache_subpath, save_cache
 from .context import HostContext, Target
 from .errors import CdistError, StageError
-from .explorer import run_global_explorers
+from .explorer import run_global_explorers, setup_and_run_global_explorers
 from .hosts import HostSpec
 from .manifest import run_initial_manifest
 from .model.cdist_type import TypeRegistry
@@ -124,12 +124,14 @@ def remote_base_for(pattern: str, host: str) -> str:
     return pattern.replace("%N", host).replace("%h", host_dir_name(host))
 
 
-async def setup_remote_base(remote: Remote, remote_base: str) -> None:
-    """Wipe and recreate ``$R`` (spec §5.4); cdist's four steps as one round trip."""
+def setup_command(remote_base: str) -> str:
+    """Wipe and recreate ``$R`` (spec §5.4): cdist's four steps as one command."""
     base = shlex.quote(remote_base)
-    await remote.run(
-        f"rm -rf {base} && mkdir -p {base} && chmod 0700 {base} && mkdir -p {base}/conf"
-    )
+    return f"rm -rf {base} && mkdir -p {base} && chmod 0700 {base} && mkdir -p {base}/conf"
+
+
+async def setup_remote_base(remote: Remote, remote_base: str) -> None:
+    await remote.run(setup_command(remote_base))
 
 
 async def configure_host(
@@ -195,8 +197,14 @@ async def configure_host(
             # Errors are kept, not raised, inside the relay's nursery: raised there they
             # would come out wrapped in an exception group.
             try:
-                await _stage(run, "remote setup", setup_remote_base(remote, ctx.remote_base))
-                await _stage(run, "global explorers", run_global_explorers(ctx))
+                if ctx.batching:
+                    setup = setup_command(ctx.remote_base)
+                    await _stage(
+                        run, "global explorers", setup_and_run_global_explorers(ctx, setup)
+                    )
+                else:
+                    await _stage(run, "remote setup", setup_remote_base(remote, ctx.remote_base))
+                    await _stage(run, "global explorers", run_global_explorers(ctx))
                 await _stage(run, "initial manifest", run_initial_manifest(ctx))
                 run.scheduler = ObjectScheduler(ctx)
                 await _stage(run, "objects", run.scheduler.run())

@@ -6,17 +6,19 @@ code), each job under the host's ``job_limiter``.  The first failure stops the h
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import trio
 
-from .code import generate_code, run_code
+from .code import generate_code, run_code, run_code_local, run_code_remote_batch
 from .context import HostContext
 from .errors import CdistError, DependencyError
-from .explorer import run_type_explorers
+from .explorer import run_type_explorers, run_type_explorers_batch
 from .graph import Graph, Phase
 from .manifest import object_error, run_type_manifest
 from .model.objects import CdistObject
+from .tasks import gather_first_error
 
 VERBOSE = 15
 
@@ -48,6 +50,7 @@ class ObjectScheduler:
         self._wakeup_send, self._wakeup_receive = trio.open_memory_channel[None](float("inf"))
         self._in_flight = 0
         self._failure: BaseException | None = None
+        self._nonparallel_running: set[str] = set()
 
     def refresh(self) -> None:
         """Read new objects and requirement lists from the store if any manifest defined one.
@@ -97,25 +100,53 @@ class ObjectScheduler:
             raise DependencyError(
                 "Cycle detected in object dependencies:\n" + " -> ".join(cycle) + "!"
             )
-        for name in self.graph.ready_to_prepare():
+        prepare = self.graph.ready_to_prepare()
+        for name in prepare:
             self.graph.set_phase(name, Phase.PREPARING)
-            self._start(self._prepare, name)
-        for name in self.graph.ready_to_run():
+        for group in self._groups(prepare):
+            self._start(self._prepare, group)
+        run = self._runnable(self.graph.ready_to_run())
+        for name in run:
             self.graph.set_phase(name, Phase.RUNNING)
-            self._start(self._run_object, name)
+        for group in self._groups(run):
+            self._start(self._run_objects, group)
         if self._in_flight == 0:
             if self.graph.all_done():
                 return True
             raise DependencyError(self.graph.unresolved())
         return False
 
-    def _start(self, job: object, name: str) -> None:
-        self._in_flight += 1
-        self._nursery.start_soon(self._guard, job, name)
+    def _groups(self, names: list[str]) -> list[list[CdistObject]]:
+        """One batch of everything ready (one remote session), or one job per object
+        when the transport keeps cdist's one-call-per-step convention."""
+        objects = [self._objects[n] for n in names]
+        if not objects:
+            return []
+        return [objects] if self.ctx.batching else [[o] for o in objects]
 
-    async def _guard(self, job: object, name: str) -> None:
+    def _runnable(self, names: list[str]) -> list[str]:
+        """Leave out objects of a ``nonparallel`` type while one of that type runs."""
+        chosen: list[str] = []
+        for name in names:
+            cdist_type = self._objects[name].cdist_type
+            if cdist_type.nonparallel:
+                if cdist_type.name in self._nonparallel_running:
+                    continue
+                self._nonparallel_running.add(cdist_type.name)
+            chosen.append(name)
+        return chosen
+
+    def _start(
+        self, job: Callable[[list[CdistObject]], Awaitable[None]], objects: list[CdistObject]
+    ) -> None:
+        self._in_flight += 1
+        self._nursery.start_soon(self._guard, job, objects)
+
+    async def _guard(
+        self, job: Callable[[list[CdistObject]], Awaitable[None]], objects: list[CdistObject]
+    ) -> None:
         try:
-            await job(self._objects[name])  # type: ignore[operator]
+            await job(objects)
         except Exception as exc:
             if self._failure is None:
                 self._failure = exc
@@ -123,47 +154,69 @@ class ObjectScheduler:
             self._in_flight -= 1
             self._wakeup_send.send_nowait(None)
 
-    async def _prepare(self, obj: CdistObject) -> None:
+    async def _prepare(self, objects: list[CdistObject]) -> None:
         ctx = self.ctx
-        outcome = self.result.objects.setdefault(obj.name, ObjectOutcome(obj.name))
-        async with ctx.job_limiter:
-            started = trio.current_time()
+        started = trio.current_time()
+        for obj in objects:
             _warn_deprecated(ctx, obj)
             ctx.log.log(VERBOSE, "Preparing object %s", obj.name)
             ctx.log.log(VERBOSE, "Running manifest and explorers for %s", obj.name)
-            await run_type_explorers(ctx, obj)
-            await run_type_manifest(ctx, obj)
-            try:
-                (obj.path / "typeorder_dep").unlink(missing_ok=True)
-                obj.state = "prepared"
-            except OSError as exc:
-                raise object_error(obj, str(exc)) from exc
-            outcome.prepare_seconds = trio.current_time() - started
-        self.graph.set_phase(obj.name, Phase.PREPARED)
+        if ctx.batching:
+            async with ctx.job_limiter:
+                await run_type_explorers_batch(ctx, objects)
 
-    async def _run_object(self, obj: CdistObject) -> None:
+        async def prepare_one(obj: CdistObject) -> None:
+            async with ctx.job_limiter:
+                if not ctx.batching:
+                    await run_type_explorers(ctx, obj)
+                await run_type_manifest(ctx, obj)
+                try:
+                    (obj.path / "typeorder_dep").unlink(missing_ok=True)
+                    obj.state = "prepared"
+                except OSError as exc:
+                    raise object_error(obj, str(exc)) from exc
+            outcome = self.result.objects.setdefault(obj.name, ObjectOutcome(obj.name))
+            outcome.prepare_seconds = trio.current_time() - started
+            self.graph.set_phase(obj.name, Phase.PREPARED)
+
+        await gather_first_error(objects, prepare_one)
+
+    async def _run_objects(self, objects: list[CdistObject]) -> None:
         ctx = self.ctx
-        outcome = self.result.objects.setdefault(obj.name, ObjectOutcome(obj.name))
-        lock = ctx.type_lock(obj.cdist_type.name) if obj.cdist_type.nonparallel else None
-        async with ctx.job_limiter:
-            if lock is not None:
-                await lock.acquire()
-            try:
-                started = trio.current_time()
-                ctx.log.log(VERBOSE, "Running object %s", obj.name)
-                if obj.state == "done":
-                    raise CdistError(f"Attempting to run an already finished object: {obj.name}")
-                outcome.has_code = await generate_code(ctx, obj)
-                if outcome.has_code:
-                    ctx.log.info("Processing %s", obj.name)
-                    if not ctx.settings.dry_run:
-                        await run_code(ctx, obj)
-                obj.state = "done"
-                outcome.run_seconds = trio.current_time() - started
-            finally:
-                if lock is not None:
-                    lock.release()
-        self.graph.set_phase(obj.name, Phase.DONE)
+        started = trio.current_time()
+        dry_run = ctx.settings.dry_run
+        try:
+
+            async def generate_one(obj: CdistObject) -> None:
+                outcome = self.result.objects.setdefault(obj.name, ObjectOutcome(obj.name))
+                async with ctx.job_limiter:
+                    ctx.log.log(VERBOSE, "Running object %s", obj.name)
+                    if obj.state == "done":
+                        raise CdistError(
+                            f"Attempting to run an already finished object: {obj.name}"
+                        )
+                    outcome.has_code = await generate_code(ctx, obj)
+                    if outcome.has_code:
+                        ctx.log.info("Processing %s", obj.name)
+                        if dry_run:
+                            pass
+                        elif ctx.batching:
+                            await run_code_local(ctx, obj)
+                        else:
+                            await run_code(ctx, obj)
+
+            await gather_first_error(objects, generate_one)
+            if ctx.batching and not dry_run:
+                async with ctx.job_limiter:
+                    await run_code_remote_batch(ctx, objects)
+        finally:
+            for obj in objects:
+                if obj.cdist_type.nonparallel:
+                    self._nonparallel_running.discard(obj.cdist_type.name)
+        for obj in objects:
+            obj.state = "done"
+            self.result.objects[obj.name].run_seconds = trio.current_time() - started
+            self.graph.set_phase(obj.name, Phase.DONE)
 
 
 def _warn_deprecated(ctx: HostContext, obj: CdistObject) -> None:

@@ -121,16 +121,31 @@ async def test_run_failure_does_not_stop_others(
     assert sorted(hosts_run.finished) == ["bad-1", "h1", "h2"]
 
 
-async def test_run_fail_fast_interrupts_the_rest(
+async def test_run_fail_fast_interrupts_hosts_in_flight(
     hosts_run: Tracker, autojump_clock: trio.testing.MockClock
 ) -> None:
     report = await run_config(
-        _hosts("bad-1", "slow-1", "h-later"), Settings(parallel=2, fail_fast=True)
+        _hosts("bad-1", "slow-1", "slow-2"), Settings(parallel=3, fail_fast=True)
     )
     statuses = [h.status for h in report.hosts]
     assert statuses == [HostStatus.FAILED, HostStatus.INTERRUPTED, HostStatus.INTERRUPTED]
-    assert report.hosts[1].error == ("stopped after bad-1 failed (--fail-fast) during objects")
-    assert report.hosts[2].error == "stopped after bad-1 failed (--fail-fast) before it started"
+    assert report.hosts[1].error == "stopped after bad-1 failed (--fail-fast) during objects"
+    assert report.hosts[1].duration == pytest.approx(0.5)
+
+
+async def test_run_fail_fast_starts_no_further_host(
+    hosts_run: Tracker, autojump_clock: trio.testing.MockClock
+) -> None:
+    # One host at a time; Trio may start either first, and the other must never start.
+    report = await run_config(_hosts("bad-1", "bad-2"), Settings(fail_fast=True))
+    by_status = {h.status: h for h in report.hosts}
+    assert set(by_status) == {HostStatus.FAILED, HostStatus.INTERRUPTED}
+    interrupted = by_status[HostStatus.INTERRUPTED]
+    failed = by_status[HostStatus.FAILED]
+    assert interrupted.error == (
+        f"stopped after {failed.host} failed (--fail-fast) before it started"
+    )
+    assert hosts_run.finished == [failed.host]
 
 
 async def test_run_interrupt_reports_hosts_in_flight(
@@ -220,6 +235,7 @@ def fake_stages(monkeypatch: pytest.MonkeyPatch) -> Tracker:
     monkeypatch.setattr(cdist_trio.scheduler, "run_type_manifest", no_op)
     monkeypatch.setattr(cdist_trio.scheduler, "generate_code", generate)
     monkeypatch.setattr(cdist_trio.scheduler, "run_code", run_code)
+    monkeypatch.setattr(cdist_trio.scheduler, "run_code_local", run_code)
     return tracker
 
 
@@ -276,6 +292,7 @@ async def test_scheduler_first_failure_stops_host(
         await fake_stages.work(obj.name, 10)
 
     monkeypatch.setattr(cdist_trio.scheduler, "run_code", failing)
+    monkeypatch.setattr(cdist_trio.scheduler, "run_code_local", failing)
     scheduler = _scheduler(tmp_path, 4)
     _define(scheduler, "bad", [])
     _define(scheduler, "slow", [])

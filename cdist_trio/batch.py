@@ -1,0 +1,150 @@
+"""Many remote steps in one remote invocation: the round-trip saver of the engine.
+
+One session carries a tar of files to place under ``$R`` (on stdin) and a shell script
+that runs each step in a subshell with its own environment, capturing its stdout,
+stderr and exit status into files that come back as one tar on stdout.  Output is
+byte-exact per step, so cdist's files (explorer outputs, code-remote streams) stay
+what they would be with one call per step.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import CommandError
+from .transport.base import Remote, export_prefix
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of a batch, run as ``( export ...; command ) </dev/null``."""
+
+    key: str
+    command: str
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Results of the steps that ran, in order; a stopped batch has fewer."""
+
+    results: dict[str, StepResult]
+
+    def failed(self) -> str | None:
+        for key, result in self.results.items():
+            if result.returncode != 0:
+                return key
+        return None
+
+
+def build_payload(files: Sequence[tuple[Path, str, int]]) -> bytes:
+    """A tar of local files at paths relative to ``$R``, with the given modes."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        made: set[str] = set()
+        for source, relative, mode in files:
+            parts = relative.split("/")[:-1]
+            for depth in range(1, len(parts) + 1):
+                directory = "/".join(parts[:depth])
+                if directory not in made:
+                    made.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type = tarfile.DIRTYPE
+                    info.mode = 0o700
+                    tar.addfile(info)
+            data = source.read_bytes()
+            info = tarfile.TarInfo(relative)
+            info.size = len(data)
+            info.mode = mode
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def build_script(
+    remote_base: str, steps: Sequence[Step], *, stop_on_failure: bool, prelude: str = ""
+) -> str:
+    """The remote script: prelude, unpack the payload, run steps, tar the results."""
+    base = shlex.quote(remote_base)
+    lines = [
+        f"{{ {prelude}; }} || exit 110" if prelude else "",
+        f"mkdir -p {base} && tar -x -o -f - -C {base} || exit 111",
+        't=$(mktemp -d "${TMPDIR:-/tmp}/cdist-trio.XXXXXX") || exit 112',
+    ]
+    for index, step in enumerate(steps):
+        out = f'"$t/{index}"'
+        lines.append(
+            f"( {export_prefix(step.env)}{step.command} ) </dev/null >{out}.out 2>{out}.err; "
+            f"echo $? >{out}.rc"
+        )
+        if stop_on_failure:
+            lines.append(
+                f'[ "$(cat {out}.rc)" = 0 ] || {{ tar -c -f - -C "$t" .; rm -rf "$t"; exit 0; }}'
+            )
+    lines.append('tar -c -f - -C "$t" .; rm -rf "$t"')
+    return "\n".join(line for line in lines if line)
+
+
+def parse_results(steps: Sequence[Step], archive: bytes) -> BatchResult:
+    files: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                extracted = tar.extractfile(member)
+                if extracted is not None:
+                    files[member.name.removeprefix("./")] = extracted.read()
+    results: dict[str, StepResult] = {}
+    for index, step in enumerate(steps):
+        rc = files.get(f"{index}.rc")
+        if rc is None:
+            break
+        results[step.key] = StepResult(
+            int(rc.decode().strip() or "255"),
+            files.get(f"{index}.out", b""),
+            files.get(f"{index}.err", b""),
+        )
+    return BatchResult(results)
+
+
+async def run_batch(
+    remote: Remote,
+    remote_base: str,
+    files: Sequence[tuple[Path, str, int]],
+    steps: Sequence[Step],
+    *,
+    stop_on_failure: bool,
+    prelude: str = "",
+) -> BatchResult:
+    """Place ``files`` under ``$R`` and run ``steps``, all in one remote session."""
+    script = build_script(remote_base, steps, stop_on_failure=stop_on_failure, prelude=prelude)
+    result = await remote.run(script, stdin=build_payload(files), check=False)
+    if result.returncode != 0:
+        raise CommandError(
+            f"batch of {len(steps)} step(s) failed on the target with exit status "
+            f"{result.returncode}: {result.stderr.decode(errors='replace').strip()}",
+            command=script,
+            exit_status=result.returncode,
+            stdout=result.stdout,
+            stderr=result.stderr,
+        )
+    try:
+        return parse_results(steps, result.stdout)
+    except tarfile.TarError as exc:
+        raise CommandError(
+            f"batch output from the target is not a tar archive: {exc}",
+            command=script,
+            exit_status=result.returncode,
+            stdout=result.stdout,
+            stderr=result.stderr,
+        ) from exc

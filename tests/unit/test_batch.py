@@ -1,0 +1,85 @@
+"""Batched remote steps: one session, byte-exact outputs, stop at the first failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cdist_trio.batch import Step, run_batch
+from cdist_trio.errors import CommandError
+from cdist_trio.transport.local import LocalRemote
+
+
+@pytest.fixture
+def remote() -> LocalRemote:
+    return LocalRemote("localhost")
+
+
+async def test_batch_places_files_and_runs_steps_in_one_session(
+    remote: LocalRemote, tmp_path: Path
+) -> None:
+    base = tmp_path / "remote"
+    script = tmp_path / "explorer"
+    script.write_text('printf "%s|%s" "$__object_id" "$(cat "$__object/parameter/p")"\n')
+    param = tmp_path / "p"
+    param.write_text("value with 'quotes' and $dollar\n")
+    files = [
+        (script, "conf/type/__t/explorer/e", 0o700),
+        (param, "object/__t/x/m/parameter/p", 0o600),
+    ]
+    env = {"__object_id": "x y", "__object": f"{base}/object/__t/x/m"}
+    steps = [Step("e", f"/bin/sh -e {base}/conf/type/__t/explorer/e", env)]
+    result = await run_batch(remote, str(base), files, steps, stop_on_failure=False)
+    assert result.results["e"].stdout == b"x y|value with 'quotes' and $dollar"
+    assert (base / "conf/type/__t/explorer/e").stat().st_mode & 0o777 == 0o700
+    assert remote.statistics().sessions_opened == 1
+
+
+async def test_batch_keeps_outputs_byte_exact(remote: LocalRemote, tmp_path: Path) -> None:
+    steps = [
+        Step("binary", "printf '\\000\\377\\n\\n'"),
+        Step("empty", "true"),
+        Step("stderr", "echo oops >&2; exit 3"),
+    ]
+    result = await run_batch(remote, str(tmp_path / "r"), [], steps, stop_on_failure=False)
+    assert result.results["binary"].stdout == b"\x00\xff\n\n"
+    assert result.results["empty"].stdout == b""
+    assert result.results["stderr"].returncode == 3
+    assert result.results["stderr"].stderr == b"oops\n"
+    assert result.failed() == "stderr"
+
+
+async def test_batch_stops_at_first_failure(remote: LocalRemote, tmp_path: Path) -> None:
+    marker = tmp_path / "third-ran"
+    steps = [
+        Step("one", "echo 1"),
+        Step("two", "exit 7"),
+        Step("three", f"touch {marker}"),
+    ]
+    result = await run_batch(remote, str(tmp_path / "r"), [], steps, stop_on_failure=True)
+    assert list(result.results) == ["one", "two"]
+    assert result.failed() == "two"
+    assert not marker.exists()
+
+
+async def test_batch_steps_do_not_read_the_payload(remote: LocalRemote, tmp_path: Path) -> None:
+    data = tmp_path / "f"
+    data.write_bytes(b"x" * 100_000)
+    steps = [Step("cat", "cat; echo done")]
+    result = await run_batch(
+        remote, str(tmp_path / "r"), [(data, "f", 0o600)], steps, stop_on_failure=False
+    )
+    assert result.results["cat"].stdout == b"done\n"
+
+
+async def test_batch_prelude_failure_is_an_error(remote: LocalRemote, tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="exit status 110"):
+        await run_batch(
+            remote,
+            str(tmp_path / "r"),
+            [],
+            [Step("a", "true")],
+            stop_on_failure=False,
+            prelude="false",
+        )
