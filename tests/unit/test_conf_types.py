@@ -274,13 +274,32 @@ def test_file_upload_and_replace(drv: Driver) -> None:
     assert dest.read_text() == "hello\n"
     assert mode_of(dest) == 0o644
     assert res.messages == ["upload", "chmod 644"]
-    assert drv.remote_copy in res.code_local
+    assert res.code_local == ""  # small content travels inside code-remote
     src.write_text("changed\n")
     res = drv.converge("__file", str(dest), params={"source": str(src), "mode": "644"})
     assert dest.read_text() == "changed\n"
     assert res.messages == ["upload", "chmod 644"]
     # no temp files left behind
     assert sorted(p.name for p in dest.parent.iterdir()) == ["motd"]
+
+
+def test_file_binary_content_inline_is_byte_exact(drv: Driver) -> None:
+    dest = drv.tmp / "blob"
+    src = drv.tmp / "blob-src"
+    src.write_bytes(bytes(range(256)) * 3 + b"\n\n")
+    res = drv.converge("__file", str(dest), params={"source": str(src)})
+    assert dest.read_bytes() == src.read_bytes()
+    assert res.code_local == ""
+
+
+def test_file_large_content_uses_remote_copy(drv: Driver) -> None:
+    dest = drv.tmp / "big"
+    src = drv.tmp / "big-src"
+    src.write_bytes(b"0123456789abcdef" * 2000)
+    res = drv.converge("__file", str(dest), params={"source": str(src)})
+    assert dest.read_bytes() == src.read_bytes()
+    assert drv.remote_copy in res.code_local
+    assert res.messages == ["upload"]
 
 
 def test_file_mode_change_only(drv: Driver) -> None:
@@ -389,7 +408,7 @@ def test_file_quoting(drv: Driver) -> None:
 
 def test_file_ipv6_host_is_bracketed(drv: Driver) -> None:
     src = drv.tmp / "src"
-    src.write_text("x")
+    src.write_text("x" * 20000)  # too big to travel inline: copied with $__remote_copy
     drv.target_host = "fe80::1"
     res = drv.run("__file", str(drv.tmp / "v6"), params={"source": str(src)}, execute=False)
     assert "'[fe80::1]:" in res.code_local
