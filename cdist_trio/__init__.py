@@ -7,11 +7,15 @@ runs once per type call in a manifest, starts without loading the engine.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
+# Not `from typing import TYPE_CHECKING`: the emulator process imports this package
+# once per type call, and importing typing costs measurable start-up time.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .errors import CdistError as CdistError
     from .errors import UserError as UserError
     from .hosts import HostSpec as HostSpec

@@ -40,6 +40,8 @@ class HostContext:
     remote_base: str
     log_level: int
     log_level_name: str
+    emulator_socket: str | None = None
+    """Where the engine serves this host's type calls (the emulator's fast path)."""
     remote_commands: tuple[str, str] | None = None
     """``__remote_exec``/``__remote_copy`` for types, when not the transport's own."""
     type_locks: dict[str, trio.Lock] = field(default_factory=dict)

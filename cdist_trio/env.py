@@ -67,6 +67,10 @@ def _manifest_common(ctx: HostContext, manifest: Path) -> dict[str, str]:
     # Inherited values must not leak into a fresh manifest's definitions.
     for name in ("__object", "__object_id", "__object_name", "__type", "require"):
         env.pop(name, None)
+    if ctx.emulator_socket is not None:
+        env["__cdist_trio_emulator"] = ctx.emulator_socket
+    else:
+        env.pop("__cdist_trio_emulator", None)
     return env
 
 

@@ -22,6 +22,7 @@ import trio
 from . import log as cdist_log
 from .cache import cache_subpath, save_cache
 from .context import HostContext, Target
+from .emulator_server import open_emulator_server
 from .errors import CdistError, StageError
 from .explorer import run_global_explorers, setup_and_run_global_explorers
 from .hosts import HostSpec
@@ -177,6 +178,7 @@ async def configure_host(
                 extra_env={"__target_host": host, "__global": str(workdir.path)},
             ) as remote,
             _relay_for(settings, remote) as remote_commands,
+            open_emulator_server() as emulator_socket,
         ):
             run.remote = remote
             level = cdist_log.level_for(settings.verbosity, settings.quiet)
@@ -193,6 +195,7 @@ async def configure_host(
                 log_level=level,
                 log_level_name=logging.getLevelName(level),
                 remote_commands=remote_commands,
+                emulator_socket=emulator_socket,
             )
             # Errors are kept, not raised, inside the relay's nursery: raised there they
             # would come out wrapped in an exception group.

@@ -10,14 +10,13 @@ import hashlib
 import logging
 import os
 import secrets
-import shlex
 import string
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from .emulator_server import launcher_text
 from .errors import CdistError
 
 CONF_SUBDIRS = ("explorer", "files", "manifest", "type")
@@ -138,14 +137,11 @@ def _drop_invalid_types(workdir: WorkDir, log: logging.LoggerAdapter[logging.Log
 
 
 def _write_emulator_launchers(workdir: WorkDir) -> None:
-    # A two-line sh launcher instead of a symlink to our executable: it names the type
-    # explicitly and starts the emulator without importing the engine.
-    python = shlex.quote(sys.executable)
+    # A small sh launcher instead of a symlink to our executable: it names the type
+    # explicitly and takes the engine's fast path when one serves the host.
     for entry in workdir.type_base.iterdir():
         if entry.name.startswith(".") or not entry.is_dir():
             continue
         launcher = workdir.bin / entry.name
-        launcher.write_text(
-            f'#!/bin/sh\nexec {python} -m cdist_trio.emulator {shlex.quote(entry.name)} "$@"\n'
-        )
+        launcher.write_text(launcher_text(entry.name))
         launcher.chmod(0o755)

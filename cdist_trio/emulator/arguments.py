@@ -14,7 +14,7 @@ from ..model.objects import ParameterValue
 
 TYPE_CHECKING = False  # keep typing out of the emulator process (start-up time)
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from typing import Any, NoReturn, TextIO
 
 _OBJECT_ID = "\0object_id"  # a dest no parameter name can collide with
 
@@ -28,21 +28,30 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises `UsageError` instead of exiting the process."""
+    """An ArgumentParser that raises `UsageError` instead of exiting the process, and
+    writes its usage and errors to ``err`` (the caller's stderr when served in-process)."""
+
+    def __init__(self, *args: Any, err: TextIO | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._err = err
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message:
+            (self._err or file or sys.stderr).write(message)
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
-            sys.stderr.write(message)
+            (self._err or sys.stderr).write(message)
         raise UsageError(status)
 
 
-def build_parser(cdist_type: CdistType) -> argparse.ArgumentParser:
+def build_parser(cdist_type: CdistType, err: TextIO | None = None) -> argparse.ArgumentParser:
     """The parser for ``cdist_type``: no ``-h``; ``prog`` is the type name.
 
     Defaults are applied after parsing (see `parse_arguments`), because argparse's
     ``append`` would add user values to a default list instead of replacing it.
     """
-    parser = _Parser(prog=cdist_type.name, add_help=False)
+    parser = _Parser(prog=cdist_type.name, add_help=False, err=err)
     try:
         for name in cdist_type.required:
             parser.add_argument(f"--{name}", dest=name, metavar=name.upper(), required=True)
@@ -66,7 +75,7 @@ def build_parser(cdist_type: CdistType) -> argparse.ArgumentParser:
 
 
 def parse_arguments(
-    cdist_type: CdistType, argv: list[str]
+    cdist_type: CdistType, argv: list[str], err: TextIO | None = None
 ) -> tuple[str, dict[str, ParameterValue]]:
     """Parse ``argv`` into ``(object_id as given, parameters)``; `UsageError` on bad input.
 
@@ -74,7 +83,7 @@ def parse_arguments(
     an optional's default is its file stripped, an optional_multiple's the stripped file
     split on newlines; a boolean given is ``""``.
     """
-    namespace = vars(build_parser(cdist_type).parse_args(argv))
+    namespace = vars(build_parser(cdist_type, err).parse_args(argv))
     object_id_list = namespace.pop(_OBJECT_ID, None)
     object_id = object_id_list[0] if object_id_list else ""
     defaults = cdist_type.defaults

@@ -18,7 +18,7 @@ from .log import EmulatorLog
 
 TYPE_CHECKING = False  # keep typing out of the emulator process (start-up time)
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from typing import BinaryIO, TextIO
 
 
 def is_emulator_name(argv0: str) -> bool:
@@ -26,18 +26,25 @@ def is_emulator_name(argv0: str) -> bool:
     return os.path.basename(argv0).startswith("__")
 
 
-def main(type_name: str, argv: Sequence[str], environ: Mapping[str, str], stdin: BinaryIO) -> int:
+def main(
+    type_name: str,
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    stdin: BinaryIO,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
     """Run one type call, ``<type_name> [object_id] [--param value ...]``.
 
     Writes ``$G/object/...`` as cdist-spec §6 says and returns the exit code.  Errors
     other than `CdistError` and `OSError` are bugs and propagate with their traceback.
     """
-    log = EmulatorLog.from_environ(environ)
+    log = EmulatorLog.from_environ(environ, stdout, stderr)
     try:
         env = EmulatorEnv.from_environ(environ)
         types = TypeRegistry(env.type_base)
         cdist_type = types.get(type_name)
-        object_id, params = parse_arguments(cdist_type, list(argv))
+        object_id, params = parse_arguments(cdist_type, list(argv), stderr)
         store = ObjectStore(env.object_base, env.marker, types)
         cdist_object = store.object(type_name, object_id)
         define_object(env, store, cdist_object, params, stdin, log)

@@ -43,7 +43,12 @@ class EmulatorLog:
         self._stderr = stderr
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> EmulatorLog:
+    def from_environ(
+        cls,
+        environ: Mapping[str, str],
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+    ) -> EmulatorLog:
         """Host from ``__target_host`` (``cdist`` before it is known); an invalid
         ``__cdist_log_level`` means WARNING."""
         try:
@@ -54,6 +59,8 @@ class EmulatorLog:
             environ.get("__target_host") or "cdist",
             level,
             colored=environ.get("__cdist_colored_log") == "true",
+            stdout=stdout,
+            stderr=stderr,
         )
 
     def log(self, level: int, message: str) -> None:

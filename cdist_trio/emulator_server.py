@@ -1,0 +1,119 @@
+"""Serve type calls of one host's manifests inside the engine (the emulator's fast path).
+
+Each call still comes from a process (``emulator/client.py`` on a bare interpreter), but
+the emulator itself runs here, in a worker thread, instead of a fresh Python loading it
+every time.  Behaviour is the emulator's own: same code, same files, same messages.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from .emulator.entry import main as emulate
+
+CLIENT = Path(__file__).parent / "emulator" / "client.py"
+MAX_REQUEST = 256 << 20
+
+
+class _TTY(io.BytesIO):
+    """Stands in for a terminal stdin: the emulator then captures nothing."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _parse(request: bytes) -> tuple[str, list[str], dict[str, str], io.BytesIO]:
+    fields = request.split(b"\0")
+    if fields[0] != b"v1":
+        raise ValueError("unknown request version")
+    type_name = fields[1].decode()
+    nargs = int(fields[2])
+    args = [f.decode(errors="surrogateescape") for f in fields[3 : 3 + nargs]]
+    position = 3 + nargs
+    nenv = int(fields[position])
+    environ: dict[str, str] = {}
+    for item in fields[position + 1 : position + 1 + nenv]:
+        key, _, value = item.decode(errors="surrogateescape").partition("=")
+        environ[key] = value
+    position += 1 + nenv
+    has_stdin = fields[position] == b"1"
+    # stdin is everything after the separator that follows the flag.
+    header_length = sum(len(f) + 1 for f in fields[: position + 1])
+    body = request[header_length:]
+    return type_name, args, environ, (io.BytesIO(body) if has_stdin else _TTY())
+
+
+def _call(request: bytes) -> bytes:
+    type_name, args, environ, stdin = _parse(request)
+    out, err = io.StringIO(), io.StringIO()
+    status = emulate(type_name, args, environ, stdin, out, err)
+    data_out, data_err = out.getvalue().encode(), err.getvalue().encode()
+    return b"%d\0%d\0" % (status, len(data_out)) + data_out + data_err
+
+
+async def _serve_one(stream: trio.SocketStream) -> None:
+    async with stream:
+        request = bytearray()
+        async for chunk in stream:
+            request += chunk
+            if len(request) > MAX_REQUEST:
+                return
+        try:
+            answer = await trio.to_thread.run_sync(_call, bytes(request))
+        except Exception as exc:  # a bug in the emulator must not take the host down
+            message = f"ERROR: cdist: emulator failed: {exc!r}\n".encode()
+            answer = b"1\x000\x00" + message
+        try:
+            await stream.send_all(answer)
+        except trio.BrokenResourceError:
+            return
+
+
+@asynccontextmanager
+async def open_emulator_server() -> AsyncIterator[str]:
+    """Serve type calls on a private unix socket; yield the launcher's fast-path command."""
+    directory = Path(tempfile.mkdtemp(prefix="cdist-trio-emu."))
+    path = directory / "s"
+    listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    try:
+        await listener.bind(str(path))
+        listener.listen(128)
+        serve = trio.SocketListener(listener)
+
+        async def accept_loop() -> None:
+            async with trio.open_nursery() as handlers:
+                while True:
+                    handlers.start_soon(_serve_one, await serve.accept())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(accept_loop)
+            try:
+                yield str(path)
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        listener.close()
+        path.unlink(missing_ok=True)
+        directory.rmdir()
+
+
+def launcher_text(type_name: str) -> str:
+    """``$G/bin/<type>``: the fast path when the engine serves calls, else the emulator."""
+    python = shlex.quote(sys.executable)
+    name = shlex.quote(type_name)
+    client = shlex.quote(str(CLIENT))
+    return (
+        "#!/bin/sh\n"
+        'if [ -n "${__cdist_trio_emulator:-}" ]; then\n'
+        f'    exec {python} -I -S {client} "$__cdist_trio_emulator" {python} {name} "$@"\n'
+        "fi\n"
+        f'exec {python} -I -m cdist_trio.emulator {name} "$@"\n'
+    )
