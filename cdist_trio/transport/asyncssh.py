@@ -8,29 +8,23 @@ waits; a dropped handshake (MaxStartups) is retried with backoff.
 from __future__ import annotations
 
 import functools
-import itertools
-import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from ..errors import AuthError, CommandError, ConnectError, HostKeyError, TransportError
+from ..errors import AuthError, ConnectError, HostKeyError, TransportError
 from .aioloop import AsyncioThread
-from .archive import tar_upload
-from .base import Completed, Remote, RemoteStatistics
-from .command import remote_word
+from .base import Completed
 from .pool import SessionPool
+from .pooled import PooledRemote
 from .sessions import (
     BUSY_WINDOW,
-    KILL_TIMEOUT,
     NOBODY_WINDOW,
     PooledSessions,
     RetryableConnectError,
-    kill_tracked,
-    tracked,
 )
 
 try:
@@ -42,17 +36,13 @@ except ImportError:  # pragma: no cover - the extra is not installed
 _SESSION_LIMIT_CODES = {2, 4}
 
 
-class AsyncsshRemote(Remote):
+class AsyncsshRemote(PooledRemote):
     def __init__(
         self, host: str, aio: AsyncioThread, sessions: PooledSessions[Any], ssh_config: Path | None
     ) -> None:
-        self.host = host
+        super().__init__(host, sessions)
         self._aio = aio
-        self._sessions = sessions
         self._ssh_config = ssh_config
-        self._token = secrets.token_hex(6)
-        self._counter = itertools.count(1)
-        self._bytes = 0
 
     async def _exec(self, command: str, stdin: bytes | None) -> Completed:
         while True:
@@ -82,52 +72,6 @@ class AsyncsshRemote(Remote):
             return Completed(
                 command, status, bytes(result.stdout or b""), bytes(result.stderr or b"")
             )
-
-    async def run(
-        self,
-        command: str,
-        *,
-        stdin: bytes | None = None,
-        env: Mapping[str, str] | None = None,
-        check: bool = True,
-    ) -> Completed:
-        pidfile = f"/tmp/.cdist-trio-{self._token}-{next(self._counter)}"
-        try:
-            result = await self._exec(tracked(remote_word(command, env), pidfile), stdin)
-        except BaseException as exc:
-            # Cancelled (possibly inside an exception group from a child nursery) or
-            # anything else that is not the transport failing: the command may still
-            # run on the target, holding a session slot, so kill it over a new session.
-            if not isinstance(exc, TransportError):
-                with trio.CancelScope(shield=True), trio.move_on_after(KILL_TIMEOUT):
-                    await self._exec(kill_tracked(pidfile), None)
-            raise
-        result = Completed(command, result.returncode, result.stdout, result.stderr)
-        if check and result.returncode != 0:
-            raise CommandError(
-                f"{command}: exit status {result.returncode}",
-                command=command,
-                exit_status=result.returncode,
-                stdout=result.stdout,
-                stderr=result.stderr,
-            )
-        return result
-
-    async def put(self, sources: Sequence[Path], destination: str) -> None:
-        if not sources:
-            return
-        payload, command = tar_upload(sources, destination)
-        self._bytes += len(payload)
-        await self.run(command, stdin=payload)
-
-    def statistics(self) -> RemoteStatistics:
-        return RemoteStatistics(
-            connections_opened=self._sessions.connections_opened,
-            sessions_opened=self._sessions.sessions_opened,
-            sessions_refused=self._sessions.pool.refusals,
-            handshakes_retried=self._sessions.handshakes_retried,
-            bytes_sent=self._bytes,
-        )
 
     def exported_commands(self) -> tuple[str, str]:
         # Types that copy by themselves ($__remote_copy) get plain OpenSSH commands.

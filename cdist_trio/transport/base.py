@@ -14,6 +14,8 @@ from pathlib import Path
 
 import trio
 
+from ..errors import CommandError
+
 
 @dataclass(frozen=True)
 class Completed:
@@ -50,6 +52,19 @@ def export_prefix(env: Mapping[str, str] | None) -> str:
             raise ValueError(f"not a valid environment variable name: {key!r}")
         parts.append(f"export {key}={shlex.quote(value)};")
     return " ".join(parts) + " "
+
+
+def checked(result: Completed, check: bool) -> Completed:
+    """``result``, or `CommandError` when ``check`` is set and it exited non-zero."""
+    if check and result.returncode != 0:
+        raise CommandError(
+            f"{result.command}: exit status {result.returncode}",
+            command=result.command,
+            exit_status=result.returncode,
+            stdout=result.stdout,
+            stderr=result.stderr,
+        )
+    return result
 
 
 class Remote(trio.abc.AsyncResource):

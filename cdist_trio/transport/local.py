@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import CommandError
 from ._process import run_argv
-from .base import Completed, Remote, RemoteStatistics, export_prefix
+from .base import Completed, Remote, RemoteStatistics, checked, export_prefix
 
 
 def script_path(name: str) -> Path:
@@ -40,15 +40,7 @@ class LocalRemote(Remote):
         self._sessions += 1
         full = export_prefix(env) + command
         result = await run_argv(["/bin/sh", "-c", full], stdin=stdin, display=command)
-        if check and result.returncode != 0:
-            raise CommandError(
-                f"{command}: exit status {result.returncode}",
-                command=command,
-                exit_status=result.returncode,
-                stdout=result.stdout,
-                stderr=result.stderr,
-            )
-        return result
+        return checked(result, check)
 
     async def put(self, sources: Sequence[Path], destination: str) -> None:
         if not sources:

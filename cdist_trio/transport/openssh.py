@@ -9,12 +9,11 @@ silently fall back to a new connection: a failing ProxyCommand marks the fallbac
 from __future__ import annotations
 
 import itertools
-import secrets
 import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,20 +21,16 @@ from typing import Any
 
 import trio
 
-from ..errors import AuthError, CommandError, ConnectError, HostKeyError, TransportError
+from ..errors import AuthError, ConnectError, HostKeyError, TransportError
 from ._process import _kill_group, run_argv
-from .archive import tar_upload
-from .base import Completed, Remote, RemoteStatistics
-from .command import remote_word
+from .base import Completed
 from .pool import SessionPool
+from .pooled import PooledRemote
 from .sessions import (
     BUSY_WINDOW,
-    KILL_TIMEOUT,
     NOBODY_WINDOW,
     PooledSessions,
     RetryableConnectError,
-    kill_tracked,
-    tracked,
 )
 
 FALLBACK_MARKER = "cdist-trio-mux-fallback"
@@ -85,16 +80,12 @@ class Master:
     control: Path
 
 
-class OpensshRemote(Remote):
+class OpensshRemote(PooledRemote):
     """Mux clients over pooled masters."""
 
     def __init__(self, host: str, base: Sequence[str], sessions: PooledSessions[Master]) -> None:
-        self.host = host
+        super().__init__(host, sessions)
         self._base = list(base)
-        self._sessions = sessions
-        self._token = secrets.token_hex(6)
-        self._counter = itertools.count(1)
-        self._bytes = 0
         self.last_control: Path | None = None
 
     def _client(self, master: Master) -> list[str]:
@@ -124,52 +115,6 @@ class OpensshRemote(Remote):
                         f"{result.stderr.decode(errors='replace').strip()}"
                     )
             return result
-
-    async def run(
-        self,
-        command: str,
-        *,
-        stdin: bytes | None = None,
-        env: Mapping[str, str] | None = None,
-        check: bool = True,
-    ) -> Completed:
-        pidfile = f"/tmp/.cdist-trio-{self._token}-{next(self._counter)}"
-        try:
-            result = await self._exec(tracked(remote_word(command, env), pidfile), stdin)
-        except BaseException as exc:
-            # Cancelled (possibly inside an exception group from a child nursery) or
-            # anything else that is not the transport failing: the command may still
-            # run on the target, holding a session slot, so kill it over a new session.
-            if not isinstance(exc, TransportError):
-                with trio.CancelScope(shield=True), trio.move_on_after(KILL_TIMEOUT):
-                    await self._exec(kill_tracked(pidfile), None)
-            raise
-        result = Completed(command, result.returncode, result.stdout, result.stderr)
-        if check and result.returncode != 0:
-            raise CommandError(
-                f"{command}: exit status {result.returncode}",
-                command=command,
-                exit_status=result.returncode,
-                stdout=result.stdout,
-                stderr=result.stderr,
-            )
-        return result
-
-    async def put(self, sources: Sequence[Path], destination: str) -> None:
-        if not sources:
-            return
-        payload, command = tar_upload(sources, destination)
-        self._bytes += len(payload)
-        await self.run(command, stdin=payload)
-
-    def statistics(self) -> RemoteStatistics:
-        return RemoteStatistics(
-            connections_opened=self._sessions.connections_opened,
-            sessions_opened=self._sessions.sessions_opened,
-            sessions_refused=self._sessions.pool.refusals,
-            handshakes_retried=self._sessions.handshakes_retried,
-            bytes_sent=self._bytes,
-        )
 
     def exported_commands(self) -> tuple[str, str]:
         # For types that run ssh/scp themselves: through a master when one is up, with
