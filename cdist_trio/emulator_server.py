@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import shlex
 import sys
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,9 +17,9 @@ from pathlib import Path
 import trio
 
 from .emulator.entry import main as emulate
+from .unixserver import open_unix_server
 
 CLIENT = Path(__file__).parent / "emulator" / "client.py"
-MAX_REQUEST = 256 << 20
 
 
 class _TTY(io.BytesIO):
@@ -59,50 +58,18 @@ def _call(request: bytes) -> bytes:
     return b"%d\0%d\0" % (status, len(data_out)) + data_out + data_err
 
 
-async def _serve_one(stream: trio.SocketStream) -> None:
-    async with stream:
-        request = bytearray()
-        async for chunk in stream:
-            request += chunk
-            if len(request) > MAX_REQUEST:
-                return
-        try:
-            answer = await trio.to_thread.run_sync(_call, bytes(request))
-        except Exception as exc:  # a bug in the emulator must not take the host down
-            message = f"ERROR: cdist: emulator failed: {exc!r}\n".encode()
-            answer = b"1\x000\x00" + message
-        try:
-            await stream.send_all(answer)
-        except trio.BrokenResourceError:
-            return
+async def _handle(request: bytes) -> bytes:
+    try:
+        return await trio.to_thread.run_sync(_call, request)
+    except Exception as exc:  # a bug in the emulator must not take the host down
+        return b"1\x000\x00" + f"ERROR: cdist: emulator failed: {exc!r}\n".encode()
 
 
 @asynccontextmanager
 async def open_emulator_server() -> AsyncIterator[str]:
-    """Serve type calls on a private unix socket; yield the launcher's fast-path command."""
-    directory = Path(tempfile.mkdtemp(prefix="cdist-trio-emu."))
-    path = directory / "s"
-    listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-    try:
-        await listener.bind(str(path))
-        listener.listen(128)
-        serve = trio.SocketListener(listener)
-
-        async def accept_loop() -> None:
-            async with trio.open_nursery() as handlers:
-                while True:
-                    handlers.start_soon(_serve_one, await serve.accept())
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(accept_loop)
-            try:
-                yield str(path)
-            finally:
-                nursery.cancel_scope.cancel()
-    finally:
-        listener.close()
-        path.unlink(missing_ok=True)
-        directory.rmdir()
+    """Serve type calls on a private unix socket; yield its path for the launchers."""
+    async with open_unix_server("cdist-trio-emu.", _handle) as path:
+        yield path
 
 
 def launcher_text(type_name: str) -> str:

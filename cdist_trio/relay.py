@@ -12,18 +12,16 @@ import base64
 import json
 import shlex
 import sys
-import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
-
-import trio
 
 from .errors import CdistError
 from .transport.base import Remote
+from .unixserver import open_unix_server
 
 CLIENT = Path(__file__).with_name("relay_client.py")
-MAX_REQUEST = 64 << 20
 
 
 def _split_target(word: str) -> str:
@@ -53,48 +51,19 @@ async def _answer(remote: Remote, request: dict[str, object]) -> dict[str, objec
     return {"rc": 2, "error": f"relay: bad request {op!r} {args!r}"}
 
 
-async def _serve_one(remote: Remote, stream: trio.SocketStream) -> None:
-    async with stream:
-        data = bytearray()
-        async for chunk in stream:
-            data += chunk
-            if len(data) > MAX_REQUEST:
-                return
-        try:
-            answer = await _answer(remote, json.loads(data))
-        except CdistError as exc:
-            answer = {"rc": 255, "error": str(exc)}
-        except (ValueError, OSError) as exc:
-            answer = {"rc": 255, "error": f"relay: {exc}"}
-        with suppress(trio.BrokenResourceError):
-            await stream.send_all(json.dumps(answer).encode() + b"\n")
+async def _handle(remote: Remote, request: bytes) -> bytes:
+    try:
+        answer = await _answer(remote, json.loads(request))
+    except CdistError as exc:
+        answer = {"rc": 255, "error": str(exc)}
+    except (ValueError, OSError) as exc:
+        answer = {"rc": 255, "error": f"relay: {exc}"}
+    return json.dumps(answer).encode() + b"\n"
 
 
 @asynccontextmanager
 async def open_relay(remote: Remote) -> AsyncIterator[tuple[str, str]]:
     """Serve ``remote`` on a private unix socket; yield the exec and copy commands."""
-    directory = tempfile.mkdtemp(prefix="cdist-trio-relay.")
-    path = str(Path(directory) / "s")
-    listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-    try:
-        await listener.bind(path)
-        listener.listen(128)
-        serve = trio.SocketListener(listener)
-
-        async def accept_loop() -> None:
-            async with trio.open_nursery() as handlers:
-                while True:
-                    stream = await serve.accept()
-                    handlers.start_soon(_serve_one, remote, stream)
-
+    async with open_unix_server("cdist-trio-relay.", partial(_handle, remote)) as path:
         client = f"{shlex.quote(sys.executable)} -I {shlex.quote(str(CLIENT))} {shlex.quote(path)}"
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(accept_loop)
-            try:
-                yield f"{client} exec", f"{client} copy"
-            finally:
-                nursery.cancel_scope.cancel()
-    finally:
-        listener.close()
-        Path(path).unlink(missing_ok=True)
-        Path(directory).rmdir()
+        yield f"{client} exec", f"{client} copy"
