@@ -103,7 +103,7 @@ class PooledSessions(Generic[C]):
         message = self.pool.refused(slot.connection_id)
         if message and self._log is not None and slot.connection_id not in self._told:
             self._told.add(slot.connection_id)
-            self._log.log(15, "%s", message)
+            self._log.info("%s", message)
         self._changed.unpark_all()
 
     def lost(self, slot: Slot[C]) -> None:
@@ -144,7 +144,9 @@ class PooledSessions(Generic[C]):
                         raise ConnectError(f"{exc} (gave up after {attempt} attempts)") from exc
                     self.handshakes_retried += 1
                     if self._log is not None:
-                        self._log.debug("handshake dropped (%s); retrying", exc)
+                        # Once per host at INFO (-v); every further retry at DEBUG.
+                        level = logging.INFO if self.handshakes_retried == 1 else logging.DEBUG
+                        self._log.log(level, "handshake dropped (%s); retrying with backoff", exc)
             await trio.sleep(next(delays))
 
     async def aclose(self) -> None:

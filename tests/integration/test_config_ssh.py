@@ -149,14 +149,22 @@ async def test_config_jobs_beyond_max_sessions(
     target = tuned[0]
     before = target.sshd_counts()
     caplog.set_level(logging.WARNING, logger="cdist_trio")
-    report = await _config(
-        tuned.hosts, _settings(tuned, _manifest(tmp_path), transport=transport, jobs=jobs)
+    # Sixteen objects whose code-local reaches the target through $__remote_exec run
+    # at once: more sessions than MaxSessions on one connection.
+    manifest = _manifest(
+        tmp_path,
+        WORKLOAD
+        + "for i in $(seq 1 16); do\n"
+        + '    require="__directory/srv/t" __via_remote_exec "r$i" </dev/null\n'
+        + "done\n",
     )
+    report = await _config(tuned.hosts, _settings(tuned, manifest, transport=transport, jobs=jobs))
     used = target.sshd_counts() - before
     (host,) = report.hosts
     assert host.ok, host.detail
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert host.objects_changed == 14
+    assert host.objects_changed == 30
+    assert len(target.shell("ls /srv/t/remote").text.split()) == 16
     # Our sessions stay within --max-connections; __file's own uploads
     # ($__remote_copy, as in cdist) are the type's and may log in by themselves.
     assert host.statistics.connections_opened <= 2
