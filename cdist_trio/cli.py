@@ -14,9 +14,9 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any, NoReturn, get_args
+from typing import IO, TYPE_CHECKING, Any, NoReturn, get_args
 
 from docopt import DocoptExit, docopt
 
@@ -33,6 +33,11 @@ from cdist_trio.settings import (
     load_settings,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cdist_trio.progress import ConsoleStream
+
 __all__ = ["USAGE", "console_main", "main", "preprocess_argv"]
 
 PROG = "cdist-trio"
@@ -42,6 +47,7 @@ USAGE = f"""\
 
 Usage:
   {PROG} config [options] [-v...] [-f FILE]... [-c DIR]... [--] [<host>...]
+  {PROG} info [options] [-c DIR]... [<pattern>]
   {PROG} (-h | --help)
   {PROG} (-V | --version)
 
@@ -57,28 +63,31 @@ General:
   -l LEVEL, --log-level LEVEL
                         Set the verbosity counter directly: -1 ERROR, 0 WARNING,
                         1 INFO, 2 VERBOSE, 3 DEBUG, 4 TRACE; each -v adds one.
+                        Default: 0 (WARNING).
   -q, --quiet           Log nothing and discard the output of local child
-                        processes (overrides -v and -l).
+                        processes (overrides -v and -l).  Default: off.
   -P, --timestamp       Prefix log messages with [YYYYmmddHHMMSS.ffffff].
+                        Default: off.
   --colors WHEN         Colour log lines: always, never or auto (auto: stdout is
                         a terminal and NO_COLOR is unset).  Default: auto.
-  -b, --beta            Enable beta features.
+  -b, --beta            Enable beta features.  Default: off.
   -g FILE, --config-file FILE
                         Read this cdist.cfg file last, after /etc/cdist.cfg,
-                        ~/.cdist.cfg and $CDIST_CONFIG_FILE.
+                        ~/.cdist.cfg and $CDIST_CONFIG_FILE.  Default: none.
 
 Hosts and manifests:
   -f FILE, --file FILE  Read more hosts from FILE, one per line ('#' starts a
                         comment); '-' reads standard input.  Repeatable.
+                        Default: none (only the <host> arguments).
   -i PATH, --initial-manifest PATH
                         The initial manifest; '-' reads it from standard input.
                         Default: manifest/init of the merged conf dirs.
   -c DIR, --conf-dir DIR
                         Add a conf dir (type/, manifest/, explorer/, files/);
                         repeatable, later ones win.  Appended to $CDIST_PATH and
-                        the conf_dir setting.
+                        the conf_dir setting.  Default: none.
   -n, --dry-run         Run explorers, manifests and gencode, but never
-                        code-local or code-remote.
+                        code-local or code-remote.  Default: off.
 
 Parallelism and limits:
   -j N, --jobs N        Work on up to N objects and explorers of one host at a
@@ -101,8 +110,8 @@ Target access:
   -F FILE, --ssh-config FILE
                         The ssh_config file for host addresses, users and keys.
                         Default: ssh's own (~/.ssh/config).
-  -4, --force-ipv4      Use IPv4 addresses only.
-  -6, --force-ipv6      Use IPv6 addresses only.
+  -4, --force-ipv4      Use IPv4 addresses only.  Default: IPv4 or IPv6.
+  -6, --force-ipv6      Use IPv6 addresses only.  Default: IPv4 or IPv6.
   --remote-exec CMD     An ssh-like command to run remote commands with
                         (cdist's calling convention).  Default: none.
   --remote-copy CMD     An scp-like command to copy files with.  Default: none.
@@ -121,7 +130,20 @@ Local files:
                         Default: the host hash.
   -S, --disable-saving-output-streams
                         Let child processes write to this terminal instead of
-                        capturing their output into files.
+                        capturing their output into files.  Default: off.
+
+Output:
+  --progress            Show live progress (a bar, a line per host in flight) and
+                        a table of hosts at the end, even when stdout is not a
+                        terminal.  Default: on when stdout is a terminal,
+                        unless -q or -S.
+  --no-progress         Never show progress: plain log lines only.  Default:
+                        see --progress.
+  --report FILE         Write a JSON report of the run to FILE: settings, and
+                        per host its status, error, objects, timings and
+                        transport statistics.  Default: none.
+  --report-values       Put object parameter values in the --report file (they
+                        may be secrets).  Default: left out.
 
 Settings come from /etc/cdist.cfg, ~/.cdist.cfg (else
 $XDG_CONFIG_HOME/cdist/cdist.cfg), CDIST_* environment variables,
@@ -420,7 +442,14 @@ def _config(args: Mapping[str, Any]) -> int:
         home=Path(environ["HOME"]) if environ.get("HOME") else None,
         config_file=Path(config_file) if isinstance(config_file, str) else None,
     )
-    setup_logging(settings)
+    output = _output_options(args, settings)
+    if output.logs is not None:
+        # Log lines go through the display's console, above the live display.
+        stream = output.logs.as_text_io()
+        errors = stream if _isatty(sys.stderr) else None
+        setup_logging(settings, stream_out=stream, stream_err=errors)
+    else:
+        setup_logging(settings)
     log = get_logger()
     try:
         hosts = read_hosts(hosts_given, files, sys.stdin)
@@ -429,7 +458,7 @@ def _config(args: Mapping[str, Any]) -> int:
                 path = stack.enter_context(_stdin_manifest(sys.stdin.buffer))
                 settings = replace(settings, initial_manifest=path)
             log.log(VERBOSE, "version %s", __version__)
-            return _run(hosts, settings)
+            return _run(hosts, settings, output)
     except CdistError as exc:
         log.error("%s", exc)
         return 1
@@ -437,13 +466,52 @@ def _config(args: Mapping[str, Any]) -> int:
         reset_logging()
 
 
-def _run(hosts: Sequence[HostSpec], settings: Settings) -> int:
+@dataclass(frozen=True)
+class _Output:
+    """What the run shows and writes besides log lines: progress, the JSON report."""
+
+    console: Console | None = None
+    logs: ConsoleStream | None = None
+    report: Path | None = None
+    report_values: bool = False
+
+
+def _isatty(stream: IO[str]) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _output_options(args: Mapping[str, Any], settings: Settings) -> _Output:
+    if args["--progress"] and args["--no-progress"]:
+        raise _UsageError("--progress and --no-progress contradict each other; use one")
+    if args["--report-values"] and not args["--report"]:
+        raise _UsageError("--report-values needs --report FILE")
+    report = Path(args["--report"]) if args["--report"] else None
+    if report is not None and not report.parent.is_dir():
+        raise ConfigError(f"--report: '{report.parent}' is not a directory; give a writable path")
+    progress = args["--progress"] or (
+        not args["--no-progress"]
+        and _isatty(sys.stdout)
+        and not settings.quiet
+        and settings.save_output_streams
+    )
+    if not progress:
+        return _Output(None, None, report, bool(args["--report-values"]))
+    from cdist_trio.progress import ConsoleStream, progress_console
+
+    console = progress_console(force=bool(args["--progress"]))
+    return _Output(console, ConsoleStream(console), report, bool(args["--report-values"]))
+
+
+def _run(hosts: Sequence[HostSpec], settings: Settings, output: _Output | None = None) -> int:
     import trio
 
-    return trio.run(_run_with_signals, hosts, settings)
+    return trio.run(_run_with_signals, hosts, settings, output or _Output())
 
 
-async def _run_with_signals(hosts: Sequence[HostSpec], settings: Settings) -> int:
+async def _run_with_signals(
+    hosts: Sequence[HostSpec], settings: Settings, output: _Output | None = None
+) -> int:
     """Run, turning SIGINT/SIGTERM into an orderly interruption (exit 130/143).
 
     The first signal cancels every host, which close their connections and kill what
@@ -456,6 +524,7 @@ async def _run_with_signals(hosts: Sequence[HostSpec], settings: Settings) -> in
     # Imported here so that --help and --version work without the engine.
     from cdist_trio.run import RunControl, run_config
 
+    output = output or _Output()
     control = RunControl()
     received: list[int] = []
 
@@ -475,7 +544,25 @@ async def _run_with_signals(hosts: Sequence[HostSpec], settings: Settings) -> in
     async with trio.open_nursery() as nursery:
         await nursery.start(watch_signals)
         try:
-            reports.append(await run_config(hosts, settings, control=control))
+            async with contextlib.AsyncExitStack() as stack:
+                display = None
+                if output.console is not None:
+                    from cdist_trio.progress import open_progress
+
+                    display = await stack.enter_async_context(
+                        open_progress(output.console, logs=output.logs)
+                    )
+                reports.append(
+                    await run_config(
+                        hosts,
+                        settings,
+                        control=control,
+                        events=display.handle if display is not None else None,
+                        report_values=output.report_values,
+                    )
+                )
+            if display is not None:
+                display.print_summary(reports[0])
         except Exception as exc:
             # Raised outside the nursery below, so it is not wrapped in a group.
             errors.append(exc)
@@ -484,6 +571,13 @@ async def _run_with_signals(hosts: Sequence[HostSpec], settings: Settings) -> in
     if errors:
         raise errors[0]
     report = reports[0]
+    if output.report is not None:
+        from cdist_trio.report import write_report
+
+        try:
+            write_report(report, output.report, values=output.report_values)
+        except OSError as exc:
+            raise ConfigError(f"--report: cannot write '{output.report}': {exc}") from None
     if received:
         return 128 + received[0]
     return 1 if report.failed_hosts else 0
@@ -537,6 +631,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         except SystemExit:
             # docopt has printed the help or the version (-h/-V anywhere on the line).
             return 0
+        if args["info"]:
+            from cdist_trio import info
+
+            return info.main(args)
         return _config(args)
     except _UsageError as exc:
         return _usage_error(str(exc))

@@ -12,7 +12,7 @@ import logging
 import shlex
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +24,15 @@ from .cache import cache_subpath, save_cache
 from .context import HostContext, Target
 from .emulator_server import open_emulator_server
 from .errors import CdistError, StageError
+from .events import Event, ObjectDone, StageChanged
 from .explorer import run_global_explorers, setup_and_run_global_explorers
 from .hosts import HostSpec
 from .manifest import run_initial_manifest
 from .model.cdist_type import TypeRegistry
 from .model.objects import ObjectStore
 from .relay import open_relay
-from .report import HostReport, HostStatus, ObjectReport
-from .scheduler import ObjectScheduler
+from .report import HostError, HostReport, HostStatus, ObjectReport
+from .scheduler import ObjectOutcome, ObjectScheduler
 from .settings import Settings
 from .transport import Remote, RemoteStatistics, TransportResources, open_remote
 from .workdir import conf_dir_order, create_workdir, host_dir_name
@@ -51,6 +52,39 @@ class HostRun:
     statistics: RemoteStatistics | None = None
     scheduler: ObjectScheduler | None = None
     stages: dict[str, float] = field(default_factory=dict)
+    emit: Callable[[Event], None] | None = None
+    """Where `StageChanged` and `ObjectDone` events go (the run's events), if anywhere."""
+    report_values: bool = False
+    """Put each object's parameter values in the report (``--report-values``)."""
+    finished: bool = False
+    parameter_values: dict[str, dict[str, str | tuple[str, ...]] | None] = field(
+        default_factory=dict
+    )
+    """Objects' parameters, read as each is done (the cache stage moves the work dir)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Every stage change is an event; host code just assigns ``run.stage``.
+        if name == "stage" and value != self.__dict__.get("stage"):
+            emit = self.__dict__.get("emit")
+            if emit is not None:
+                assert isinstance(value, str)
+                emit(StageChanged(self.host, value))
+        super().__setattr__(name, value)
+
+    def object_done(self, outcome: ObjectOutcome) -> None:
+        """The scheduler's hook: one object has run."""
+        if self.report_values and self.scheduler is not None:
+            self.parameter_values[outcome.name] = self.scheduler.parameters(outcome.name)
+        if self.emit is not None and self.scheduler is not None:
+            done, known = self.scheduler.statistics()
+            self.emit(ObjectDone(self.host, outcome.name, outcome.has_code, done, known))
+
+    def _parameters(self, name: str) -> dict[str, str | tuple[str, ...]] | None:
+        if not self.report_values or self.scheduler is None:
+            return None
+        if name not in self.parameter_values:
+            self.parameter_values[name] = self.scheduler.parameters(name)
+        return self.parameter_values[name]
 
     def current_statistics(self) -> RemoteStatistics:
         if self.remote is not None:
@@ -64,14 +98,26 @@ class HostRun:
         error: str | None = None,
         detail: str | None = None,
         cache_path: str | None = None,
+        failure: HostError | None = None,
     ) -> HostReport:
         """A HostReport of everything recorded so far."""
         objects: tuple[ObjectReport, ...] = ()
         if self.scheduler is not None:
             objects = tuple(
-                ObjectReport(o.name, o.has_code, o.prepare_seconds, o.run_seconds)
+                ObjectReport(
+                    o.name,
+                    o.has_code,
+                    o.prepare_seconds,
+                    o.run_seconds,
+                    code_exit_status=o.code_exit_status,
+                    error=o.error,
+                    parameters=self._parameters(o.name),
+                )
                 for o in self.scheduler.result.objects.values()
             )
+        if failure is None and error is not None:
+            kind = {HostStatus.TIMED_OUT: "TimedOut", HostStatus.INTERRUPTED: "Interrupted"}
+            failure = HostError(kind.get(status, "CdistError"), error)
         duration = 0.0 if self.started is None else trio.current_time() - self.started
         return HostReport(
             host=self.host,
@@ -84,6 +130,7 @@ class HostRun:
             cache_path=cache_path,
             stage_seconds=dict(self.stages),
             stage=self.stage,
+            failure=failure,
         )
 
 
@@ -209,7 +256,7 @@ async def configure_host(
                     await _stage(run, "remote setup", setup_remote_base(remote, ctx.remote_base))
                     await _stage(run, "global explorers", run_global_explorers(ctx))
                 await _stage(run, "initial manifest", run_initial_manifest(ctx))
-                run.scheduler = ObjectScheduler(ctx)
+                run.scheduler = ObjectScheduler(ctx, on_object_done=run.object_done)
                 await _stage(run, "objects", run.scheduler.run())
             except CdistError as exc:
                 failure = exc
@@ -239,7 +286,12 @@ async def configure_host(
             log.error("%s", exc)
             detail = str(exc)
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return run.report(HostStatus.FAILED, error=first_line, detail=detail)
+        return run.report(
+            HostStatus.FAILED,
+            error=first_line,
+            detail=detail,
+            failure=HostError.from_exception(exc),
+        )
 
 
 async def _stage(run: HostRun, name: str, work: Awaitable[object]) -> None:

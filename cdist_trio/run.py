@@ -13,17 +13,29 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import trio
 
+from .events import (
+    POOLED_TRANSPORTS,
+    Emitter,
+    EventSink,
+    HostFinished,
+    HostStarted,
+    RunFinished,
+    RunStarted,
+    watch_transports,
+)
 from .host import HostRun, configure_host
 from .hosts import HostSpec
 from .log import VERBOSE
-from .report import HostReport, HostStatus, RunReport
+from .report import HostReport, HostStatus, RunReport, write_error_reports
 from .settings import Settings
 from .transport import TransportResources
+from .workdir import host_dir_name
 
 _config_log = logging.getLogger("cdist_trio.config")
 _cdist_log = logging.getLogger("cdist_trio.cdist")
@@ -55,10 +67,18 @@ async def run_config(
     settings: Settings,
     *,
     control: RunControl | None = None,
+    events: EventSink | None = None,
+    report_values: bool = False,
 ) -> RunReport:
-    """Configure every host; returns a report with one HostReport per host, in order."""
+    """Configure every host; returns a report with one HostReport per host, in order.
+
+    ``events`` receives the run's progress events (see `cdist_trio.events`);
+    ``report_values`` puts each object's parameter values in its report.
+    """
     control = control or RunControl()
+    emit = Emitter(events)
     started = trio.current_time()
+    started_at = time.time()
     home = os.environ.get("HOME")
     if settings.out_dir is not None:
         base_root = settings.out_dir
@@ -66,14 +86,21 @@ async def run_config(
     else:
         base_root = Path(tempfile.mkdtemp(prefix="cdist-trio."))
     host_limiter = trio.CapacityLimiter(settings.parallel)
-    runs = [HostRun(spec.name) for spec in hosts]
+    runs = [
+        HostRun(spec.name, emit=emit if emit.enabled else None, report_values=report_values)
+        for spec in hosts
+    ]
     reports: dict[int, HostReport] = {}
+    watcher = trio.CancelScope()
+    unfinished = len(hosts)
     timeout = settings.timeout if settings.timeout is not None else math.inf
 
     async def one_host(index: int, spec: HostSpec) -> None:
+        nonlocal unfinished
         run = runs[index]
         try:
             async with host_limiter:
+                emit(HostStarted(spec.name))
                 with trio.move_on_after(timeout) as deadline:
                     reports[index] = await configure_host(
                         spec, settings, base_root, home, resources, run
@@ -91,21 +118,43 @@ async def run_config(
                 reports[index] = run.report(
                     HostStatus.INTERRUPTED, error=f"{control.reason or 'interrupted'}{where}"
                 )
+            run.finished = True
+            emit(HostFinished(spec.name, reports[index]))
+            unfinished -= 1
+            if unfinished == 0:
+                watcher.cancel()
+
+    async def watch() -> None:
+        with watcher:
+            await watch_transports(runs, emit)
 
     resources = TransportResources()
     try:
         with control._scope:
             async with trio.open_nursery() as nursery:
+                emit(RunStarted(tuple(spec.name for spec in hosts), settings))
+                if emit.enabled and hosts and settings.transport in POOLED_TRANSPORTS:
+                    nursery.start_soon(watch)
                 for index, spec in enumerate(hosts):
                     nursery.start_soon(one_host, index, spec)
+    except BaseException:
+        # Cancelled by the caller (or a bug): no report will name the temp work dirs.
+        if settings.out_dir is None:
+            shutil.rmtree(base_root, ignore_errors=True)
+        raise
     finally:
         resources.close()
 
     report = RunReport(
         hosts=tuple(reports[i] for i in range(len(hosts))),
         duration=trio.current_time() - started,
+        settings=settings,
+        started_at=started_at,
     )
+    if not report.ok:
+        report = write_error_reports(report, lambda h: base_root / host_dir_name(h) / "error")
     _log_summary(report)
+    emit(RunFinished(report))
     if report.ok and settings.out_dir is None:
         shutil.rmtree(base_root, ignore_errors=True)
     return report

@@ -6,6 +6,7 @@ code), each job under the host's ``job_limiter``.  The first failure stops the h
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -13,7 +14,7 @@ import trio
 
 from .code import generate_code, run_code, run_code_local, run_code_remote_batch
 from .context import HostContext
-from .errors import CdistError, DependencyError
+from .errors import CdistError, DependencyError, ObjectError
 from .explorer import run_type_explorers, run_type_explorers_batch
 from .graph import Graph, Phase
 from .manifest import object_error, run_type_manifest
@@ -31,6 +32,9 @@ class ObjectOutcome:
     has_code: bool = False
     prepare_seconds: float = 0.0
     run_seconds: float = 0.0
+    code_exit_status: int | None = None
+    """0 when its code ran and succeeded; the failing step's exit status; else None."""
+    error: str | None = None
 
 
 @dataclass
@@ -41,8 +45,12 @@ class SchedulerResult:
 class ObjectScheduler:
     """Owns the graph of one host run and drives it to completion."""
 
-    def __init__(self, ctx: HostContext) -> None:
+    def __init__(
+        self, ctx: HostContext, *, on_object_done: Callable[[ObjectOutcome], None] | None = None
+    ) -> None:
         self.ctx = ctx
+        self._on_object_done = on_object_done
+        self._done = 0
         self.graph = Graph()
         self.result = SchedulerResult()
         self._objects: dict[str, CdistObject] = {}
@@ -75,6 +83,21 @@ class ObjectScheduler:
             for required in (*self.graph.node(name).require, *self.graph.node(name).autorequire):
                 if required not in self._objects:
                     self.ctx.store.from_name(required)
+
+    def statistics(self) -> tuple[int, int]:
+        """Objects done, and objects known so far (it grows as manifests run)."""
+        return self._done, len(self._objects)
+
+    def parameters(self, name: str) -> dict[str, str | tuple[str, ...]] | None:
+        """The parameter values of object ``name`` as saved, or None if unreadable."""
+        obj = self._objects.get(name)
+        if obj is None:
+            return None
+        try:
+            values = obj.parameters()
+        except OSError:
+            return None
+        return {k: v if isinstance(v, str) else tuple(v) for k, v in values.items()}
 
     async def run(self) -> SchedulerResult:
         async with trio.open_nursery() as nursery:
@@ -150,6 +173,8 @@ class ObjectScheduler:
         except Exception as exc:
             if self._failure is None:
                 self._failure = exc
+                if isinstance(exc, ObjectError):
+                    self._record_failure(exc)
         finally:
             self._in_flight -= 1
             self._wakeup_send.send_nowait(None)
@@ -215,8 +240,29 @@ class ObjectScheduler:
                     self._nonparallel_running.discard(obj.cdist_type.name)
         for obj in objects:
             obj.state = "done"
-            self.result.objects[obj.name].run_seconds = trio.current_time() - started
+            outcome = self.result.objects[obj.name]
+            outcome.run_seconds = trio.current_time() - started
+            if outcome.has_code and not dry_run:
+                outcome.code_exit_status = 0
             self.graph.set_phase(obj.name, Phase.DONE)
+            self._done += 1
+            if self._on_object_done is not None:
+                self._on_object_done(outcome)
+
+    def _record_failure(self, exc: ObjectError) -> None:
+        """Note on the failed object which step failed and its exit status."""
+        name = exc.report.params.get("name", "")
+        if name not in self._objects:
+            return
+        outcome = self.result.objects.setdefault(name, ObjectOutcome(name))
+        outcome.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        match = _STEP_STATUS.search(str(exc))
+        if match is not None and match.group(1).startswith("code-"):
+            outcome.code_exit_status = int(match.group(2))
+
+
+# The messages of code.object_error calls: "...: code-remote exited with status 3".
+_STEP_STATUS = re.compile(r"\b((?:gen)?code-(?:local|remote)) exited with status (-?\d+)")
 
 
 def _warn_deprecated(ctx: HostContext, obj: CdistObject) -> None:
