@@ -48,7 +48,8 @@ class PooledRemote(Remote):
             # Cancelled (possibly inside an exception group from a child nursery) or
             # anything else that is not the transport failing: the command may still
             # run on the target, holding a session slot, so kill it over a new session.
-            if not isinstance(exc, TransportError):
+            # With no connection ever opened nothing can be running: skip the kill.
+            if not isinstance(exc, TransportError) and self._sessions.connections_opened:
                 with trio.CancelScope(shield=True), trio.move_on_after(KILL_TIMEOUT):
                     await self._exec(kill_tracked(pidfile), None)
             raise
