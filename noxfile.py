@@ -56,3 +56,42 @@ def demo(session: nox.Session) -> None:
     """Start 3 Debian targets, run `cdist-trio config -p -j 16` on them, remove them."""
     _install(session, "harness,asyncssh")
     session.run("python", "-m", "harness.demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """cdist-trio (openssh, asyncssh) against cdist 7.0.0 on sshd targets, W1–W4 (issue 7).
+
+    Installs cdist 7.0.0 into a Python 3.10 venv under .cache/bench on first use.
+    `nox -s bench -- --quick`: one run, no warm-up, W4 with 100 objects.
+    """
+    _install(session, "harness,asyncssh")
+    session.run("python", "-m", "benchmarks.bench", *session.posargs)
+
+
+@nox.session(name="bench-transport")
+def bench_transport(session: nox.Session) -> None:
+    """Handshake time and commands per second of both SSH transports (issue 4)."""
+    _install(session, "harness,asyncssh")
+    session.run("python", "-m", "benchmarks.transport_bench", *session.posargs)
+
+
+@nox.session(name="bench-scale")
+def bench_scale(session: nox.Session) -> None:
+    """The engine against fake targets with 20 ms latency: cost per host and object
+    (issue 7). `-- --hosts 1000` for a longer run."""
+    _install(session, "harness")
+    session.run("python", "-m", "benchmarks.scale", *session.posargs)
+
+
+@nox.session
+def compat(session: nox.Session) -> None:
+    """cdist 7.0.0's shipped types and global explorers run unchanged by cdist-trio on
+    Debian targets, and parity with cdist 7.0.0 itself (issue 6).
+
+    cdist 7.0.0 is a test-only dependency installed here from PyPI; its CLI runs from a
+    Python 3.10 venv under .cache/compat (made on first use). Needs Docker.
+    """
+    _install(session)
+    session.install("cdist==7.0.0")
+    session.run("pytest", "-m", "integration", "--require-docker", "tests/compat", *session.posargs)

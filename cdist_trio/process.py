@@ -18,6 +18,11 @@ import trio
 from .context import HostContext
 from .transport._process import _kill_group
 
+#: cdist runs with umask 077 (spec §5.2), and shipped types rely on it without saying so:
+#: `__file` uploads an empty file it `touch`es in gencode-local, and the copy keeps that
+#: file's mode, so a file created without --mode is 0600 on the target.
+LOCAL_UMASK = 0o077
+
 
 def script_argv(ctx: HostContext, script: Path, *, allow_direct: bool = True) -> list[str]:
     if allow_direct and os.access(script, os.X_OK):
@@ -57,6 +62,7 @@ async def run_script(
                 env=dict(env),
                 check=False,
                 start_new_session=True,
+                umask=LOCAL_UMASK,
                 deliver_cancel=_kill_group,
             )
         else:
@@ -68,6 +74,7 @@ async def run_script(
                 env=dict(env),
                 check=False,
                 start_new_session=True,
+                umask=LOCAL_UMASK,
                 deliver_cancel=_kill_group,
             )
         return result.returncode, result.stdout or b""

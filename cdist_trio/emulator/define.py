@@ -152,7 +152,13 @@ def _is_tty(stream: BinaryIO) -> bool:
 
 
 def _save_stdin(path: Path, stdin: BinaryIO) -> None:
-    """Copy all of stdin to ``<objdir>/stdin``, replacing an earlier copy (even if empty)."""
-    with path.open("wb") as target:
+    """Copy all of stdin to ``<objdir>/stdin``, replacing an earlier copy (even if empty).
+
+    Mode 0600 whatever the process umask (cdist writes it under umask 077): `__file
+    --source -` uploads this file, and the copy keeps its mode.
+    """
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as target:
         while chunk := stdin.read(_STDIN_CHUNK):
             target.write(chunk)

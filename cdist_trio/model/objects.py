@@ -78,11 +78,14 @@ class CdistObject:
         return self.path.is_dir()
 
     def create(self) -> None:
-        """Create the object directory and its parameter/explorer/files/stdout/stderr dirs."""
+        """Create the object directory and its parameter/explorer/stdout/stderr dirs.
+
+        Never `files/`: shipped types (`__file`, `__block`, ...) create it themselves with
+        a plain `mkdir "$__object/files"` under `sh -e`, which fails if it exists.
+        """
         for directory in (
             self.parameter_path,
             self.explorer_path,
-            self.files_path,
             self.stdout_path,
             self.stderr_path,
         ):

@@ -52,7 +52,7 @@ def test_emulator_creates_object(site_with_types: EmulatorSite) -> None:
     site = site_with_types
     assert site.run("__file", "/etc/motd", "--mode", "0644", env={"__cdist_manifest": INIT}) == 0
     obj = site.object("__file/etc/motd")
-    for sub in ("parameter", "explorer", "files", "stdout", "stderr"):
+    for sub in ("parameter", "explorer", "stdout", "stderr"):
         assert (obj.path / sub).is_dir()
     assert obj.parameters() == {"mode": "0644"}
     assert obj.source == [INIT]

@@ -65,9 +65,16 @@ def test_cdist_object_create_makes_directories(store: ObjectStore) -> None:
     assert not obj.exists()
     obj.create()
     assert obj.exists()
-    for sub in ("parameter", "explorer", "files", "stdout", "stderr"):
+    for sub in ("parameter", "explorer", "stdout", "stderr"):
         assert (obj.path / sub).is_dir()
     obj.create()  # idempotent
+
+
+def test_cdist_object_create_leaves_files_dir_to_the_type(store: ObjectStore) -> None:
+    # cdist 7.0.0's __file and __block run `mkdir "$__object/files"` under sh -e.
+    obj = store.object("__file", "x")
+    obj.create()
+    assert not obj.files_path.exists()
 
 
 def test_cdist_object_write_parameters_encoding(store: ObjectStore) -> None:
