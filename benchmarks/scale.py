@@ -1,0 +1,301 @@
+"""`python -m benchmarks.scale` (`nox -s bench-scale`): the engine against many fake
+targets with a fixed latency per round trip, to see what it costs per host and object.
+
+Injection: inside the measuring process only, ``cdist_trio.host.open_remote`` (the
+name the host scope calls) is replaced by `fake_remote.fake_open_remote`; settings
+keep ``transport="openssh"`` so the engine takes its SSH code paths (batching, the
+relay for types' own ``$__remote_copy``).  Nothing else is patched: manifests,
+emulator calls, gencode scripts are real local processes, and they are measured apart
+from the engine's own CPU (``RUSAGE_CHILDREN`` vs ``RUSAGE_SELF``).
+
+Each host count runs in a fresh child process so its peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from . import report
+from .fake_remote import FakeCounters, fake_open_remote
+from .workloads import manifest_text
+
+DEFAULT_HOSTS = (50, 200)
+TARGET_HOSTS = (1_000, 10_000)
+MAX_ARG_STRLEN = 131_072  # Linux: the longest single argv word
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * _PAGE
+
+
+def _forks() -> int:
+    """Processes created on this machine since boot (``processes`` in /proc/stat)."""
+    with open("/proc/stat") as handle:
+        for line in handle:
+            if line.startswith("processes "):
+                return int(line.split()[1])
+    return 0
+
+
+class _PeakRss(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = _rss()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.05):
+            self.peak = max(self.peak, _rss())
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        return max(self.peak, _rss())
+
+
+def measure_one(
+    hosts: int, objects: int, latency: float, parallel: int, jobs: int
+) -> dict[str, Any]:
+    """Configure ``hosts`` fake hosts in this process; the numbers as a dict."""
+    import cdist_trio.host
+    from cdist_trio.hosts import HostSpec
+    from cdist_trio.run import run_config
+    from cdist_trio.settings import Settings
+
+    scratch = Path(tempfile.mkdtemp(prefix="cdist-trio-scale-"))
+    os.environ["HOME"] = str(scratch / "home")  # the cache goes there, not to ~
+    (scratch / "home").mkdir()
+    manifest = scratch / "manifest"
+    manifest.write_text(manifest_text(objects))
+    manifest.chmod(0o755)
+    counters = FakeCounters()
+    cdist_trio.host.open_remote = fake_open_remote(latency, counters)  # type: ignore[attr-defined]
+    settings = Settings(
+        initial_manifest=manifest,
+        jobs=jobs,
+        parallel=parallel,
+        transport="openssh",
+        quiet=True,
+    )
+    specs = [HostSpec(f"fake-{i:05d}") for i in range(1, hosts + 1)]
+    self_before = resource.getrusage(resource.RUSAGE_SELF)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rss_before = _rss()
+    forks_before = _forks()
+    sampler = _PeakRss()
+    sampler.start()
+    started = time.monotonic()
+    result = trio.run(run_config, specs, settings)
+    wall = time.monotonic() - started
+    peak = sampler.stop()
+    forks = _forks() - forks_before
+    rss_after = _rss()
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    engine_cpu = own.ru_utime + own.ru_stime - self_before.ru_utime - self_before.ru_stime
+    local_cpu = (
+        children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime
+    )
+    failed = [h.host for h in result.hosts if not h.ok]
+    total_objects = hosts * objects
+    in_flight = min(hosts, parallel)
+    per_host = sorted(counters.per_host.values())
+    return {
+        "hosts": hosts,
+        "objects_per_host": objects,
+        "latency": latency,
+        "parallel": parallel,
+        "jobs": jobs,
+        "failed_hosts": len(failed),
+        "first_error": next((h.error for h in result.hosts if not h.ok), None),
+        "wall": wall,
+        "engine_cpu": engine_cpu,
+        "local_process_cpu": local_cpu,
+        "engine_cpu_per_object_ms": engine_cpu / total_objects * 1000,
+        "local_cpu_per_object_ms": local_cpu / total_objects * 1000,
+        "processes_per_object": forks / total_objects,
+        "round_trips": counters.round_trips + counters.hosts,
+        "round_trips_per_host": (counters.round_trips + counters.hosts) / hosts,
+        "round_trips_per_host_max": (per_host[-1] + 1) if per_host else 0,
+        "batch_steps": counters.batch_steps,
+        "max_command_bytes": counters.max_command_bytes,
+        "bytes_sent": counters.bytes_in,
+        "ideal_network_wall": (counters.round_trips + counters.hosts) * latency / parallel,
+        "ideal_cpu_wall": (engine_cpu + local_cpu) / (os.cpu_count() or 1),
+        "rss_before": rss_before,
+        "peak_rss": peak,
+        "rss_after": rss_after,
+        "peak_rss_per_host_in_flight": (peak - rss_before) / in_flight,
+        "retained_rss_per_host": (rss_after - rss_before) / hosts,
+    }
+
+
+def _run_child(hosts: int, options: argparse.Namespace) -> dict[str, Any]:
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.scale",
+        "--child",
+        str(hosts),
+        "--objects",
+        str(options.objects),
+        "--latency-ms",
+        str(options.latency_ms),
+        "-p",
+        str(options.parallel),
+        "-j",
+        str(options.jobs),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"scale run of {hosts} hosts failed:\n{done.stderr[-3000:]}")
+    data: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return data
+
+
+def extrapolate(measured: dict[str, Any], hosts: int) -> dict[str, Any]:
+    """Linear in hosts for CPU and round trips; wall is the larger of CPU-bound and
+    network-bound ideal, scaled by the measured efficiency against that ideal."""
+    factor = hosts / measured["hosts"]
+    cpu = (measured["engine_cpu"] + measured["local_process_cpu"]) * factor
+    cpus = os.cpu_count() or 1
+    network = measured["ideal_network_wall"] * factor
+    ideal_then = max(measured["ideal_cpu_wall"], measured["ideal_network_wall"])
+    efficiency = measured["wall"] / ideal_then if ideal_then > 0 else 1.0
+    return {
+        "hosts": hosts,
+        "extrapolated_from": measured["hosts"],
+        "engine_cpu": measured["engine_cpu"] * factor,
+        "local_process_cpu": measured["local_process_cpu"] * factor,
+        "ideal_network_wall": network,
+        "ideal_cpu_wall": cpu / cpus,
+        "wall": max(cpu / cpus, network) * efficiency,
+    }
+
+
+def render(rows: Sequence[dict[str, Any]], extrapolated: Sequence[dict[str, Any]]) -> str:
+    headers = [
+        "hosts",
+        "wall s",
+        "ideal net s",
+        "ideal CPU s",
+        "engine CPU ms/obj",
+        "local procs CPU ms/obj",
+        "procs/obj",
+        "round trips/host",
+        "peak MiB/host in flight",
+        "kept KiB/host",
+        "max cmd KiB",
+        "failed",
+    ]
+    table = [
+        [
+            str(r["hosts"]),
+            f"{r['wall']:.1f}",
+            f"{r['ideal_network_wall']:.1f}",
+            f"{r['ideal_cpu_wall']:.1f}",
+            f"{r['engine_cpu_per_object_ms']:.2f}",
+            f"{r['local_cpu_per_object_ms']:.2f}",
+            f"{r['processes_per_object']:.1f}",
+            f"{r['round_trips_per_host']:.1f}",
+            f"{r['peak_rss_per_host_in_flight'] / 2**20:.2f}",
+            f"{r['retained_rss_per_host'] / 2**10:.1f}",
+            f"{r['max_command_bytes'] / 2**10:.0f}",
+            str(r["failed_hosts"]),
+        ]
+        for r in rows
+    ]
+    for e in extrapolated:
+        table.append(
+            [
+                f"{e['hosts']} (extrapolated)",
+                f"~{e['wall']:.0f}",
+                f"{e['ideal_network_wall']:.1f}",
+                f"{e['ideal_cpu_wall']:.0f}",
+                *["same"] * 7,
+                "-",
+            ]
+        )
+    return report.format_table(headers, table)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
+    parser.add_argument(
+        "--hosts",
+        default=",".join(map(str, DEFAULT_HOSTS)),
+        help="comma-separated host counts to measure (default 50,200; 1000 takes ~10 min "
+        "on 2 cores)",
+    )
+    parser.add_argument("--objects", type=int, default=20, help="objects per host (default 20)")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="per round trip")
+    parser.add_argument("-p", "--parallel", type=int, default=64)
+    parser.add_argument("-j", "--jobs", type=int, default=4)
+    parser.add_argument("--quick", action="store_true", help="measure 20 hosts only")
+    parser.add_argument("--output", type=Path, default=None, help="JSON file to write")
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = _parser().parse_args(argv)
+    latency = options.latency_ms / 1000
+    if options.child is not None:
+        data = measure_one(options.child, options.objects, latency, options.parallel, options.jobs)
+        print(json.dumps(data))
+        return 0
+    counts = [20] if options.quick else [int(h) for h in options.hosts.split(",")]
+    rows = []
+    for hosts in counts:
+        print(f"bench-scale: {hosts} hosts x {options.objects} objects ...", flush=True)
+        row = _run_child(hosts, options)
+        if row["max_command_bytes"] > MAX_ARG_STRLEN:
+            print(
+                f"bench-scale: warning: a command of {row['max_command_bytes']} bytes; "
+                f"ssh cannot take one argument over {MAX_ARG_STRLEN} (E2BIG)"
+            )
+        if row["failed_hosts"]:
+            print(f"bench-scale: {row['failed_hosts']} host(s) failed: {row['first_error']}")
+        rows.append(row)
+    largest = max(rows, key=lambda r: r["hosts"])
+    extrapolated = [extrapolate(largest, h) for h in TARGET_HOSTS if h > largest["hosts"]]
+    table = render(rows, extrapolated)
+    data = {
+        "kind": "bench-scale",
+        "machine": report.machine(),
+        "settings": {
+            "objects": options.objects,
+            "latency_ms": options.latency_ms,
+            "parallel": options.parallel,
+            "jobs": options.jobs,
+        },
+        "measured": rows,
+        "extrapolated": extrapolated,
+    }
+    path = report.write_json("scale", data, options.output)
+    print("\n" + table)
+    print(
+        "\nMeasured rows ran for real (fake targets, real local processes); extrapolated "
+        "rows scale the largest measured run linearly in hosts."
+    )
+    print(f"bench-scale: results written to {path}")
+    return 1 if any(r["failed_hosts"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

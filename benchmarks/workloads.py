@@ -1,0 +1,65 @@
+"""The benchmark workloads: initial manifests of ``__directory`` and ``__file`` objects.
+
+Every workload touches only ``/srv/cdist-bench`` on its targets, so a reset is
+``rm -rf /srv/cdist-bench /var/lib/cdist``.  The same manifest runs under cdist 7.0.0
+and cdist-trio: it uses only parameters both ``__file``/``__directory`` accept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_ROOT = "/srv/cdist-bench"
+RESET_COMMAND = f"rm -rf {BENCH_ROOT} /var/lib/cdist"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One row group of the report: how many hosts, objects and what fan-out."""
+
+    key: str
+    title: str
+    hosts: int
+    objects: int
+    parallel: int
+    jobs: int
+    reset_before: bool = True
+    """False for the "nothing to change" run, which follows its twin on the same state."""
+
+    def manifest_text(self) -> str:
+        return manifest_text(self.objects)
+
+
+def manifest_text(objects: int) -> str:
+    """Half ``__directory`` (with ``--parents``), half ``__file`` with content from stdin,
+    each file inside its own directory (so every file requires one directory)."""
+    if objects < 2 or objects % 2:
+        raise ValueError("a workload has an even number of objects, at least 2")
+    lines = ["#!/bin/sh -e", "# cdist-trio benchmark workload, generated"]
+    for index in range(objects // 2):
+        directory = f"{BENCH_ROOT}/d{index:04d}"
+        lines.append(f"__directory {directory} --parents --mode 0755")
+        lines.append(
+            f"echo 'benchmark content {index}' | "
+            f'require="__directory{directory}" '
+            f"__file {directory}/file --source - --mode 0644"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_manifest(directory: Path, objects: int) -> Path:
+    path = directory / f"manifest-{objects}"
+    path.write_text(manifest_text(objects))
+    path.chmod(0o755)
+    return path
+
+
+def standard_workloads(*, w4_objects: int = 500) -> list[Workload]:
+    """W1–W4 of issue 7; ``w4_objects`` is smaller in quick mode."""
+    return [
+        Workload("W1", "1 host x 20 objects, -j 4", 1, 20, 1, 4),
+        Workload("W2", "20 hosts x 20 objects, -p 20 -j 4", 20, 20, 20, 4),
+        Workload("W3", "W2 again, nothing to change", 20, 20, 20, 4, reset_before=False),
+        Workload("W4", f"1 host x {w4_objects} objects, -j 16", 1, w4_objects, 1, 16),
+    ]

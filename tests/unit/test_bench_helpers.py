@@ -1,0 +1,108 @@
+"""The benchmark helpers that decide or parse something: workloads, tables, the fake
+target's answers to the engine's batch scripts.  No timing is asserted anywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from benchmarks.bench import _groups
+from benchmarks.fake_remote import FakeCounters, FakeRemote, answer_batch, step_output
+from benchmarks.measure import run_measured
+from benchmarks.report import format_table, ratio
+from benchmarks.scale import extrapolate
+from benchmarks.workloads import manifest_text, standard_workloads
+from cdist_trio.batch import Step, build_script, parse_results
+
+
+def test_bench_manifest_has_half_directories_half_files() -> None:
+    text = manifest_text(6)
+    assert text.count("__directory /srv/cdist-bench/") == 3
+    assert text.count("__file /srv/cdist-bench/") == 3
+    assert 'require="__directory/srv/cdist-bench/d0002"' in text
+
+
+def test_bench_manifest_rejects_odd_counts() -> None:
+    with pytest.raises(ValueError, match="even"):
+        manifest_text(3)
+
+
+def test_bench_groups_keep_nothing_to_change_with_its_twin() -> None:
+    groups = _groups(standard_workloads())
+    assert [[w.key for w in g] for g in groups] == [["W1"], ["W2", "W3"], ["W4"]]
+
+
+def test_bench_table_aligns_columns() -> None:
+    table = format_table(["tool", "wall s"], [["a", "1.00"], ["longer", "12.50"]])
+    lines = table.splitlines()
+    assert lines[0] == "tool    wall s"
+    assert lines[2] == "a         1.00"
+    assert lines[3] == "longer   12.50"
+
+
+def test_bench_ratio_handles_unknown_baseline() -> None:
+    assert ratio(1.0, 4.0) == "0.25x"
+    assert ratio(1.0, None) == "-"
+    assert ratio(None, 2.0) == "-"
+
+
+def test_bench_fake_answers_a_batch_as_the_engine_parses_it() -> None:
+    steps = [
+        Step("os", "/bin/sh -e /var/lib/cdist/conf/explorer/os", {"__explorer": "x"}),
+        Step("t", "/bin/sh -e /var/lib/cdist/conf/type/__file/explorer/type", {"a": "b c"}),
+        Step("s", "/bin/sh -e /var/lib/cdist/conf/type/__file/explorer/stat"),
+        Step("code", "/bin/sh -e /var/lib/cdist/object/__file/x/.cdist-ab/code-remote"),
+    ]
+    script = build_script("/var/lib/cdist", steps, stop_on_failure=True, prelude="true")
+    results = parse_results(steps, answer_batch(script)).results
+    assert results["os"].stdout == b"debian\n"
+    assert results["t"].stdout == b"none\n"
+    assert results["s"].stdout == b""
+    assert results["code"].returncode == 0
+    assert list(results) == ["os", "t", "s", "code"]
+
+
+def test_bench_fake_plain_commands_succeed_silently() -> None:
+    assert step_output("mkdir -p /var/lib/cdist") == (0, b"")
+
+
+async def test_bench_fake_remote_counts_round_trips(tmp_path: Path) -> None:
+    counters = FakeCounters()
+    remote = FakeRemote("h", 0.0, counters)
+    source = tmp_path / "f"
+    source.write_bytes(b"abc")
+    with trio.fail_after(10):
+        await remote.run("true")
+        await remote.put([source], "/tmp/f")
+    assert counters.round_trips == 2
+    assert counters.bytes_in == 3
+    assert remote.statistics().sessions_opened == 2
+
+
+def test_bench_extrapolation_is_linear_in_hosts() -> None:
+    measured = {
+        "hosts": 10,
+        "engine_cpu": 1.0,
+        "local_process_cpu": 3.0,
+        "ideal_network_wall": 0.5,
+        "ideal_cpu_wall": 2.0,
+        "wall": 3.0,
+    }
+    scaled = extrapolate(measured, 100)
+    assert scaled["engine_cpu"] == pytest.approx(10.0)
+    assert scaled["local_process_cpu"] == pytest.approx(30.0)
+    assert scaled["ideal_network_wall"] == pytest.approx(5.0)
+
+
+def test_bench_run_measured_reports_exit_status_and_output() -> None:
+    result = run_measured(["/bin/sh", "-c", "echo hi; exit 3"])
+    assert result.returncode == 3
+    assert result.output == "hi\n"
+    assert result.cpu >= 0
+
+
+def test_bench_run_measured_kills_at_timeout() -> None:
+    result = run_measured(["/bin/sh", "-c", "sleep 30"], timeout=0.2)
+    assert result.timed_out
