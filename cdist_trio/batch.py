@@ -117,6 +117,24 @@ def parse_results(steps: Sequence[Step], archive: bytes) -> BatchResult:
     return BatchResult(results)
 
 
+# One argv word (the script) may not exceed the kernel's MAX_ARG_STRLEN (128 KiB), and
+# sshd bounds an exec request too: larger batches run as several sessions in order.
+MAX_SCRIPT_BYTES = 96 * 1024
+
+
+def _chunks(steps: Sequence[Step]) -> list[list[Step]]:
+    chunks: list[list[Step]] = [[]]
+    size = 0
+    for step in steps:
+        cost = len(step.command) + len(export_prefix(step.env)) + 200
+        if chunks[-1] and size + cost > MAX_SCRIPT_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(step)
+        size += cost
+    return chunks
+
+
 async def run_batch(
     remote: Remote,
     remote_base: str,
@@ -126,7 +144,34 @@ async def run_batch(
     stop_on_failure: bool,
     prelude: str = "",
 ) -> BatchResult:
-    """Place ``files`` under ``$R`` and run ``steps``, all in one remote session."""
+    """Place ``files`` under ``$R`` and run ``steps``, in one remote session (several,
+    in order, when the script would be too large for one command line)."""
+    results: dict[str, StepResult] = {}
+    for index, chunk in enumerate(_chunks(steps)):
+        first = index == 0
+        part = await _run_chunk(
+            remote,
+            remote_base,
+            files if first else (),
+            chunk,
+            stop_on_failure=stop_on_failure,
+            prelude=prelude if first else "",
+        )
+        results.update(part.results)
+        if stop_on_failure and (part.failed() is not None or len(part.results) < len(chunk)):
+            break
+    return BatchResult(results)
+
+
+async def _run_chunk(
+    remote: Remote,
+    remote_base: str,
+    files: Sequence[tuple[Path, str, int]],
+    steps: Sequence[Step],
+    *,
+    stop_on_failure: bool,
+    prelude: str,
+) -> BatchResult:
     script = build_script(remote_base, steps, stop_on_failure=stop_on_failure, prelude=prelude)
     result = await remote.run(script, stdin=build_payload(files), check=False)
     if result.returncode != 0:

@@ -83,3 +83,26 @@ async def test_batch_prelude_failure_is_an_error(remote: LocalRemote, tmp_path: 
             stop_on_failure=False,
             prelude="false",
         )
+
+
+async def test_batch_too_large_for_one_command_line_is_split(
+    remote: LocalRemote, tmp_path: Path
+) -> None:
+    padding = "x" * 2000
+    steps = [Step(f"s{i}", f": {padding}; echo {i}", {"PAD": padding}) for i in range(150)]
+    result = await run_batch(remote, str(tmp_path / "r"), [], steps, stop_on_failure=True)
+    assert [r.stdout for r in result.results.values()] == [f"{i}\n".encode() for i in range(150)]
+    assert remote.statistics().sessions_opened > 1
+
+
+async def test_batch_split_stops_at_first_failure_across_chunks(
+    remote: LocalRemote, tmp_path: Path
+) -> None:
+    padding = "x" * 2000
+    steps = [
+        Step(f"s{i}", "exit 4" if i == 60 else f": {padding}; echo {i}", {"PAD": padding})
+        for i in range(150)
+    ]
+    result = await run_batch(remote, str(tmp_path / "r"), [], steps, stop_on_failure=True)
+    assert result.failed() == "s60"
+    assert len(result.results) == 61
