@@ -10,6 +10,7 @@ import os
 import subprocess
 from collections.abc import Mapping
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -53,28 +54,17 @@ async def run_script(
             path.parent.mkdir(parents=True, exist_ok=True)
             return stack.enter_context(path.open("ab"))
 
-        if capture_stdout:
-            result = await trio.run_process(
-                argv,
-                stdin=subprocess.DEVNULL,
-                capture_stdout=True,
-                stderr=sink(stderr),
-                env=dict(env),
-                check=False,
-                start_new_session=True,
-                umask=LOCAL_UMASK,
-                deliver_cancel=_kill_group,
-            )
-        else:
-            result = await trio.run_process(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=sink(stdout),
-                stderr=sink(stderr),
-                env=dict(env),
-                check=False,
-                start_new_session=True,
-                umask=LOCAL_UMASK,
-                deliver_cancel=_kill_group,
-            )
+        run = partial(
+            trio.run_process,
+            argv,
+            stdin=subprocess.DEVNULL,
+            stderr=sink(stderr),
+            env=dict(env),
+            check=False,
+            start_new_session=True,
+            umask=LOCAL_UMASK,
+            deliver_cancel=_kill_group,
+        )
+        # trio takes stdout either captured or as a sink, never both in one call.
+        result = await (run(capture_stdout=True) if capture_stdout else run(stdout=sink(stdout)))
         return result.returncode, result.stdout or b""
