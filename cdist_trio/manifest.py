@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import env as stage_env
 from .context import HostContext
+from .emulator_shell import manifest_command, open_shell_channel, shell_argv
 from .errors import ErrorReport, InitialManifestError, ObjectError, Stream
 from .messages import message_files
 from .model.objects import CdistObject
@@ -35,6 +36,26 @@ def resolve_initial_manifest(ctx: HostContext) -> Path:
     return path
 
 
+async def _run_manifest(
+    ctx: HostContext, path: Path, env: dict[str, str], stdout: Path, stderr: Path
+) -> int:
+    """Run a manifest; a POSIX shell one gets its type calls served in-shell."""
+    executable = os.access(path, os.X_OK)
+    base = None
+    if ctx.emulator_socket is not None:
+        base = shell_argv(path, local_shell=ctx.settings.local_shell, executable=executable)
+    if base is None:
+        status, _ = await run_script(ctx, script_argv(ctx, path), env, stdout=stdout, stderr=stderr)
+        return status
+    ctx.log.debug("running %s with %s, type calls served in-shell", path, " ".join(base))
+    dollar0 = os.path.realpath(path) if executable else str(path)
+    types = [entry.name for entry in os.scandir(ctx.workdir.bin)]
+    async with open_shell_channel() as channel:
+        argv = manifest_command(base, channel, ctx.workdir.bin, types, env, dollar0)
+        status, _ = await run_script(ctx, argv, env, stdout=stdout, stderr=stderr)
+    return status
+
+
 async def run_initial_manifest(ctx: HostContext) -> None:
     path = resolve_initial_manifest(ctx)
     ctx.log.log(15, "Running initial manifest %s", path)
@@ -42,7 +63,7 @@ async def run_initial_manifest(ctx: HostContext) -> None:
     env = stage_env.initial_manifest_env(ctx, path)
     with message_files(ctx.workdir.messages, "initialmanifest") as message_env:
         env.update(message_env)
-        status, _ = await run_script(ctx, script_argv(ctx, path), env, stdout=out, stderr=err)
+        status = await _run_manifest(ctx, path, env, out, err)
     if status != 0:
         report = ErrorReport(
             "initial manifest",
@@ -81,12 +102,8 @@ async def run_type_manifest(ctx: HostContext, obj: CdistObject) -> None:
     env = stage_env.type_manifest_env(ctx, obj, manifest)
     with message_files(ctx.workdir.messages, obj.name) as message_env:
         env.update(message_env)
-        status, _ = await run_script(
-            ctx,
-            script_argv(ctx, manifest),
-            env,
-            stdout=obj.stdout_path / "manifest",
-            stderr=obj.stderr_path / "manifest",
+        status = await _run_manifest(
+            ctx, manifest, env, obj.stdout_path / "manifest", obj.stderr_path / "manifest"
         )
     if status != 0:
         raise object_error(obj, f"{manifest}: type manifest exited with status {status}")

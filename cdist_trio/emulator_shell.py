@@ -1,0 +1,327 @@
+"""Type calls of ``/bin/sh`` manifests served without a process per call (the emulator's
+fastest path).
+
+A manifest that a POSIX shell runs anyway (``#!/bin/sh`` or not executable) is started
+as ``sh [flags] -c '<prelude> . "$0"' <manifest>``.  The prelude defines one shell
+function per type; a call then talks to the engine through three FIFOs with shell
+builtins only (``read``, ``printf``, redirections):
+
+* ``token``: a one-byte mutex.  A caller reads one byte to own the channel and writes it
+  back when done, so background jobs and pipelines of one manifest never mix requests.
+* ``req``: NUL-separated fields (argv and environment strings cannot hold NUL).
+* ``resp``: one line per request.
+
+The emulator itself runs here (`emulator.entry.main`), so files, messages and exit codes
+are the emulator's own.  What a process would have seen is reproduced: the arguments,
+the variables the emulator reads *as exported* (a plain ``require=x`` line does not reach
+a process, so it does not reach us either), stdin (none on a terminal, empty from
+``/dev/null``, else copied by one ``cat`` before the channel is taken, so a pipeline of
+type calls cannot deadlock), stdout, stderr and the exit status.  When the channel is
+gone, or for a type whose name is not a shell identifier, the PATH launcher is used.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shlex
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from .emulator.entry import main as emulate
+from .emulator.environment import REQUIRED_VARIABLES
+
+#: Every variable the emulator reads; requests carry each as (set and exported, value).
+EMULATOR_VARIABLES = (
+    *REQUIRED_VARIABLES,
+    "__object_name",
+    "require",
+    "CDIST_ORDER_DEPENDENCY",
+    "CDIST_OVERRIDE",
+    "__cdist_log_level",
+    "__cdist_colored_log",
+)
+
+#: Shells whose ``-c`` we can prepend the prelude to (they all have functions, ``.``,
+#: ``read -r``, ``printf '\\0'`` and ``export -p``).
+POSIX_SHELLS = frozenset({"sh", "dash", "bash", "ash", "busybox"})
+_SHEBANG_FLAGS = re.compile(r"-[aefhmnuvxC]+")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _TTY(io.BytesIO):
+    """Stands in for a terminal stdin: the emulator then captures nothing."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def shell_argv(script: Path, *, local_shell: str, executable: bool) -> list[str] | None:
+    """The shell command line (without ``-c`` text) that runs ``script`` as before,
+    or None when something other than a POSIX shell would run it."""
+    if not executable:
+        words = local_shell.split()
+        if not words or os.path.basename(words[0]) not in POSIX_SHELLS or len(words) > 1:
+            return None
+        return [words[0], "-e"]
+    try:
+        with script.open("rb") as handle:
+            first = handle.readline(256)
+    except OSError:
+        return None
+    if not first.startswith(b"#!") or not first.endswith(b"\n"):
+        return None
+    words = first[2:].decode(errors="replace").split(None, 1)
+    if not words or os.path.basename(words[0]) not in POSIX_SHELLS - {"busybox"}:
+        return None
+    if not os.path.isabs(words[0]):
+        return None
+    argument = words[1].strip() if len(words) > 1 else ""
+    if argument and not _SHEBANG_FLAGS.fullmatch(argument):
+        return None
+    return [words[0], *([argument] if argument else [])]
+
+
+def prelude(channel: Path, launchers: Path, types: Iterable[str], exported: Sequence[str]) -> str:
+    """Shell text defining the type functions for one channel.
+
+    ``exported`` are the names of `EMULATOR_VARIABLES` the manifest's environment holds;
+    they stay exported whatever the manifest assigns.  The others count only when the
+    manifest exported them, which ``export -p`` tells (one fork, only when one is set).
+    """
+    lines = [
+        f"__cdist_trio_ch={shlex.quote(str(channel))}",
+        f"__cdist_trio_bin={shlex.quote(str(launchers))}",
+        _HELPERS,
+        "__cdist_trio_call() {",
+        _CALL_START,
+    ]
+    unknown = [name for name in EMULATOR_VARIABLES if name not in exported]
+    if unknown:
+        lines.append("    __cdist_trio_e=")
+        setness = "".join(f"${{{name}+1}}" for name in unknown)
+        lines.append(f'    if [ -n "{setness}" ]; then __cdist_trio_e=$(export -p); fi')
+    lines.append("    {")
+    lines.append('        printf \'%s\\0\' v2 "$__cdist_trio_in" "$__cdist_trio_n" "$#" "$@"')
+    for name in EMULATOR_VARIABLES:
+        test = f'[ -n "${{{name}+1}}" ]'
+        if name in unknown:
+            test += f" && __cdist_trio_exported {name}"
+        lines.append(
+            f"        if {test}; then printf '1\\0%s\\0' \"${name}\"; else printf '0\\0\\0'; fi"
+        )
+    lines.append("        printf 'END\\0'")
+    lines.append('    } > "$__cdist_trio_ch/req"')
+    lines.append(_CALL_END)
+    lines.append("}")
+    for name in sorted(types):
+        if _IDENTIFIER.fullmatch(name):
+            lines.append(f'{name}() {{ __cdist_trio_call {name} "$@"; }}')
+    lines.append('case $0 in */*) . "$0" ;; *) . "./$0" ;; esac')
+    return "\n".join(lines) + "\n"
+
+
+_HELPERS = r"""__cdist_trio_print() {
+    while IFS= read -r __cdist_trio_l; do printf '%s\n' "$__cdist_trio_l"; done < "$1"
+    if [ -n "$__cdist_trio_l" ]; then printf '%s' "$__cdist_trio_l"; fi
+}
+__cdist_trio_exported() {
+    case "
+$__cdist_trio_e" in
+        *"
+export $1="*|*"
+declare -x $1="*) return 0 ;;
+    esac
+    return 1
+}
+__cdist_trio_take() {
+    { IFS= read -r __cdist_trio_x < "$__cdist_trio_ch/token"; } 2>/dev/null
+}
+__cdist_trio_give() {
+    { printf '\n' > "$__cdist_trio_ch/token"; } 2>/dev/null || :
+}
+__cdist_trio_ask() {
+    { printf '%s\0' "$@" > "$__cdist_trio_ch/req"; } 2>/dev/null &&
+        IFS=' ' read -r __cdist_trio_s __cdist_trio_o __cdist_trio_r < "$__cdist_trio_ch/resp"
+}"""
+
+_CALL_START = r"""    case $- in *x*) set +x; __cdist_trio_xt=1 ;; *) __cdist_trio_xt= ;; esac
+    __cdist_trio_n=
+    if [ -t 0 ]; then
+        __cdist_trio_in=0
+    elif [ /dev/stdin -ef /dev/null ]; then
+        __cdist_trio_in=1
+    elif __cdist_trio_s= && __cdist_trio_take && { __cdist_trio_ask seq || :; } &&
+        __cdist_trio_give && [ -n "$__cdist_trio_s" ] && __cdist_trio_n=$__cdist_trio_s &&
+        cat > "$__cdist_trio_ch/in.$__cdist_trio_n" 2>/dev/null; then
+        __cdist_trio_in=2
+    else
+        __cdist_trio_in=0
+    fi
+    if ! __cdist_trio_take; then
+        if [ -n "$__cdist_trio_xt" ]; then set -x; fi
+        __cdist_trio_t=$1
+        shift
+        "$__cdist_trio_bin/$__cdist_trio_t" "$@"
+        return
+    fi"""
+
+_CALL_END = r"""    if IFS=' ' read -r __cdist_trio_s __cdist_trio_o __cdist_trio_r \
+            < "$__cdist_trio_ch/resp"; then
+        if [ "$__cdist_trio_o" = 1 ]; then __cdist_trio_print "$__cdist_trio_ch/out" || :; fi
+        if [ "$__cdist_trio_r" = 1 ]; then __cdist_trio_print "$__cdist_trio_ch/err" >&2 || :; fi
+        __cdist_trio_give
+    else
+        printf '%s\n' "ERROR: cdist-trio: the engine stopped answering type calls" >&2
+        __cdist_trio_s=1
+    fi
+    if [ -n "$__cdist_trio_xt" ]; then set -x; fi
+    return "$__cdist_trio_s"
+"""
+
+
+@dataclass(frozen=True)
+class _Request:
+    stdin_mode: str
+    stdin_number: str
+    argv: list[str]
+    environ: dict[str, str]
+
+
+class _Parser:
+    """Splits the byte stream of ``req`` into requests (``seq`` or a call)."""
+
+    def __init__(self) -> None:
+        self._fields: list[bytes] = []
+        self._partial = b""
+
+    def feed(self, data: bytes) -> list[_Request | None]:
+        """Requests completed by ``data``; None stands for a ``seq`` request."""
+        *done, self._partial = (self._partial + data).split(b"\0")
+        self._fields.extend(done)
+        requests: list[_Request | None] = []
+        while self._fields:
+            if self._fields[0] == b"seq":
+                del self._fields[0]
+                requests.append(None)
+                continue
+            parsed = self._call()
+            if parsed is None:
+                break
+            requests.append(parsed)
+        return requests
+
+    def _call(self) -> _Request | None:
+        fields = self._fields
+        if len(fields) < 4:
+            return None
+        if fields[0] != b"v2":
+            raise ValueError(f"unknown request {fields[0][:20]!r}")
+        nargs = int(fields[3])
+        total = 4 + nargs + 2 * len(EMULATOR_VARIABLES) + 1
+        if len(fields) < total:
+            return None
+        text = [f.decode(errors="surrogateescape") for f in fields[:total]]
+        del fields[:total]
+        if text[-1] != "END":
+            raise ValueError("malformed request")
+        argv = text[4 : 4 + nargs]
+        pairs = text[4 + nargs : -1]
+        environ = {
+            name: pairs[2 * i + 1]
+            for i, name in enumerate(EMULATOR_VARIABLES)
+            if pairs[2 * i] == "1"
+        }
+        return _Request(text[1], text[2], argv, environ)
+
+
+def _answer(channel: Path, request: _Request) -> bytes:
+    """Run one call; write its output files; return the ``resp`` line."""
+    stdin: io.BytesIO
+    if request.stdin_mode == "1":
+        stdin = io.BytesIO(b"")
+    elif request.stdin_mode == "2" and request.stdin_number.isdigit():
+        path = channel / f"in.{request.stdin_number}"
+        stdin = io.BytesIO(path.read_bytes())
+        path.unlink()
+    else:
+        stdin = _TTY()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        status = emulate(request.argv[0], request.argv[1:], request.environ, stdin, out, err)
+    except Exception as exc:  # a bug in the emulator must not hang the manifest
+        err.write(f"ERROR: cdist: emulator failed: {exc!r}\n")
+        status = 1
+    flags = []
+    for name, stream in (("out", out), ("err", err)):
+        text = stream.getvalue()
+        if text:
+            (channel / name).write_text(text, errors="surrogateescape")
+        flags.append("1" if text else "0")
+    return f"{status} {flags[0]} {flags[1]}\n".encode()
+
+
+async def _serve(
+    channel: Path, requests: trio.lowlevel.FdStream, answers: trio.abc.SendStream
+) -> None:
+    parser = _Parser()
+    number = 0
+    while data := await requests.receive_some():
+        for request in parser.feed(data):
+            if request is None:
+                number += 1
+                await answers.send_all(f"{number} 0 0\n".encode())
+            else:
+                await answers.send_all(await trio.to_thread.run_sync(_answer, channel, request))
+
+
+def _fifo(path: Path) -> int:
+    os.mkfifo(path, 0o600)
+    # Read-write: opening never blocks and the engine's own end keeps callers from EOF.
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK)
+
+
+@asynccontextmanager
+async def open_shell_channel() -> AsyncIterator[Path]:
+    """Serve one manifest run's type calls; yield the channel directory for `prelude`.
+
+    On exit the FIFOs close, so a caller still waiting (a background job outliving its
+    manifest) sees EOF and falls back to the PATH launcher.
+    """
+    channel = Path(tempfile.mkdtemp(prefix="cdist-trio-sh."))
+    try:
+        token = _fifo(channel / "token")
+        try:
+            os.write(token, b"\n")
+            requests = trio.lowlevel.FdStream(_fifo(channel / "req"))
+            answers = trio.lowlevel.FdStream(_fifo(channel / "resp"))
+            async with requests, answers, trio.open_nursery() as nursery:
+                nursery.start_soon(_serve, channel, requests, answers)
+                try:
+                    yield channel
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            os.close(token)
+    finally:
+        shutil.rmtree(channel, ignore_errors=True)
+
+
+def manifest_command(
+    base: list[str],
+    channel: Path,
+    launchers: Path,
+    types: Iterable[str],
+    env: Mapping[str, str],
+    dollar0: str,
+) -> list[str]:
+    """``base + ['-c', prelude, $0]`` for a manifest run over ``channel``."""
+    exported = [name for name in EMULATOR_VARIABLES if name in env]
+    return [*base, "-c", prelude(channel, launchers, types, exported), dollar0]
