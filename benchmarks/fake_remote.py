@@ -10,9 +10,7 @@ with no output.  It only ever sleeps: the fake costs CPU, never the network.
 
 from __future__ import annotations
 
-import io
 import re
-import tarfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from typing import Any
 
 import trio
 
+from cdist_trio.tarstream import write_tar
 from cdist_trio.transport.base import Completed, Remote, RemoteStatistics, checked
 
 GLOBAL_EXPLORERS = {
@@ -81,20 +80,17 @@ def step_output(command: str) -> tuple[int, bytes]:
 
 def answer_batch(script: str) -> bytes:
     """The tar of ``N.rc``/``N.out``/``N.err`` files a batch script would send back."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for line in script.splitlines():
-            match = _STEP.match(line)
-            if match is None:
-                continue
-            # The body is "export K='v'; ... COMMAND"; the script is its last word group.
-            rc, out = step_output(match["body"])
-            index = match["index"]
-            for suffix, data in (("rc", f"{rc}\n".encode()), ("out", out), ("err", b"")):
-                info = tarfile.TarInfo(f"./{index}.{suffix}")
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    files = []
+    for line in script.splitlines():
+        match = _STEP.match(line)
+        if match is None:
+            continue
+        # The body is "export K='v'; ... COMMAND"; the script is its last word group.
+        rc, out = step_output(match["body"])
+        index = match["index"]
+        for suffix, data in (("rc", f"{rc}\n".encode()), ("out", out), ("err", b"")):
+            files.append((f"./{index}.{suffix}", data, 0o644))
+    return write_tar(files)
 
 
 class FakeRemote(Remote):

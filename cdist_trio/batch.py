@@ -9,7 +9,6 @@ what they would be with one call per step.
 
 from __future__ import annotations
 
-import io
 import shlex
 import tarfile
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CommandError
+from .tarstream import read_files, write_tar
 from .transport.base import Remote, export_prefix
 
 
@@ -50,26 +50,16 @@ class BatchResult:
 
 
 def build_payload(files: Sequence[tuple[Path, str, int]]) -> bytes:
-    """A tar of local files at paths relative to ``$R``, with the given modes."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        made: set[str] = set()
-        for source, relative, mode in files:
-            parts = relative.split("/")[:-1]
-            for depth in range(1, len(parts) + 1):
-                directory = "/".join(parts[:depth])
-                if directory not in made:
-                    made.add(directory)
-                    info = tarfile.TarInfo(directory)
-                    info.type = tarfile.DIRTYPE
-                    info.mode = 0o700
-                    tar.addfile(info)
-            data = source.read_bytes()
-            info = tarfile.TarInfo(relative)
-            info.size = len(data)
-            info.mode = mode
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    """A tar of local files at paths relative to ``$R``, with the given modes; every
+    directory they need comes first, mode 0700."""
+    made: dict[str, None] = {}
+    for _, relative, _ in files:
+        parts = relative.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            made.setdefault("/".join(parts[:depth]))
+    return write_tar(
+        ((relative, source.read_bytes(), mode) for source, relative, mode in files), made
+    )
 
 
 def build_script(
@@ -97,13 +87,7 @@ def build_script(
 
 
 def parse_results(steps: Sequence[Step], archive: bytes) -> BatchResult:
-    files: dict[str, bytes] = {}
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
-        for member in tar.getmembers():
-            if member.isfile():
-                extracted = tar.extractfile(member)
-                if extracted is not None:
-                    files[member.name.removeprefix("./")] = extracted.read()
+    files = read_files(archive)
     results: dict[str, StepResult] = {}
     for index, step in enumerate(steps):
         rc = files.get(f"{index}.rc")
