@@ -13,6 +13,7 @@ import shlex
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .errors import CommandError
@@ -27,6 +28,11 @@ class Step:
     key: str
     command: str
     env: Mapping[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def text(self) -> str:
+        """The step's line body: exports, then the command."""
+        return f"{export_prefix(self.env)}{self.command}"
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,7 @@ def build_script(
     ]
     for index, step in enumerate(steps):
         out = f'"$t/{index}"'
-        lines.append(
-            f"( {export_prefix(step.env)}{step.command} ) </dev/null >{out}.out 2>{out}.err; "
-            f"echo $? >{out}.rc"
-        )
+        lines.append(f"( {step.text} ) </dev/null >{out}.out 2>{out}.err; echo $? >{out}.rc")
         if stop_on_failure:
             lines.append(
                 f'[ "$(cat {out}.rc)" = 0 ] || {{ tar -c -f - -C "$t" .; rm -rf "$t"; exit 0; }}'
@@ -110,7 +113,7 @@ def _chunks(steps: Sequence[Step]) -> list[list[Step]]:
     chunks: list[list[Step]] = [[]]
     size = 0
     for step in steps:
-        cost = len(step.command) + len(export_prefix(step.env)) + 200
+        cost = len(step.text) + 200
         if chunks[-1] and size + cost > MAX_SCRIPT_BYTES:
             chunks.append([])
             size = 0

@@ -45,6 +45,10 @@ class HostContext:
     remote_commands: tuple[str, str] | None = None
     """``__remote_exec``/``__remote_copy`` for types, when not the transport's own."""
     type_locks: dict[str, trio.Lock] = field(default_factory=dict)
+    env_cache: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Stage environments' fixed parts, built once per host (`env`)."""
+    argv_cache: dict[tuple[str, bool], list[str]] = field(default_factory=dict)
+    """How each local script is started, decided once per host (`process.script_argv`)."""
     transferred_types: dict[str, trio.Event] = field(default_factory=dict)
 
     @property

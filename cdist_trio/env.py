@@ -35,6 +35,13 @@ def _dry_run(ctx: HostContext) -> dict[str, str]:
 
 
 def _local_base(ctx: HostContext) -> dict[str, str]:
+    cached = ctx.env_cache.get("local")
+    if cached is None:
+        cached = ctx.env_cache["local"] = _build_local_base(ctx)
+    return dict(cached)
+
+
+def _build_local_base(ctx: HostContext) -> dict[str, str]:
     remote_exec, remote_copy = ctx.remote_commands or ctx.remote.exported_commands()
     env = dict(os.environ)
     env.update(
@@ -118,6 +125,16 @@ def type_explorer_env(ctx: HostContext, obj: CdistObject) -> dict[str, str]:
 
 
 def _code_common(ctx: HostContext, obj: CdistObject) -> dict[str, str]:
+    cached = ctx.env_cache.get("code")
+    if cached is None:
+        cached = ctx.env_cache["code"] = _build_code_base(ctx)
+    env = dict(cached)
+    env["__object"] = str(obj.path)
+    env["__object_id"] = obj.object_id
+    return env
+
+
+def _build_code_base(ctx: HostContext) -> dict[str, str]:
     env = _local_base(ctx)
     for name in ("__object_name", "__type", "__messages_in", "__messages_out", "require"):
         env.pop(name, None)
@@ -127,8 +144,6 @@ def _code_common(ctx: HostContext, obj: CdistObject) -> dict[str, str]:
         {
             "__files": str(ctx.workdir.conf / "files"),
             "__cdist_object_marker": ctx.workdir.marker,
-            "__object": str(obj.path),
-            "__object_id": obj.object_id,
         }
     )
     env.update(_log(ctx))

@@ -26,6 +26,14 @@ LOCAL_UMASK = 0o077
 
 
 def script_argv(ctx: HostContext, script: Path, *, allow_direct: bool = True) -> list[str]:
+    key = (str(script), allow_direct)
+    argv = ctx.argv_cache.get(key)
+    if argv is None:
+        argv = ctx.argv_cache[key] = _script_argv(ctx, script, allow_direct=allow_direct)
+    return list(argv)
+
+
+def _script_argv(ctx: HostContext, script: Path, *, allow_direct: bool) -> list[str]:
     if allow_direct and os.access(script, os.X_OK):
         ctx.log.debug("%s is executable, running it", script)
         return [os.path.realpath(script)]

@@ -54,35 +54,56 @@ class ObjectScheduler:
         self.graph = Graph()
         self.result = SchedulerResult()
         self._objects: dict[str, CdistObject] = {}
-        self._typeorder_size = -1
+        self._typeorder_read = 0
+        self._manifest_ran: set[str] = set()
+        self._ignored: set[str] = set()
         self._wakeup_send, self._wakeup_receive = trio.open_memory_channel[None](float("inf"))
         self._in_flight = 0
         self._failure: BaseException | None = None
         self._nonparallel_running: set[str] = set()
 
     def refresh(self) -> None:
-        """Read new objects and requirement lists from the store if any manifest defined one.
+        """Read objects defined since the last call, and the requirement lists that may
+        have changed with them.
 
-        The emulator appends to ``$G/typeorder`` on every definition, so an unchanged
-        size means nothing new to read.
+        The emulator appends every definition's name to ``$G/typeorder`` (re-definitions
+        too, which may add requirements), so its new lines name the objects to read; the
+        objects whose type manifest ran since (`manifest_ran`) may have new autorequires.
         """
         typeorder = self.ctx.workdir.path / "typeorder"
-        size = typeorder.stat().st_size if typeorder.exists() else 0
-        if size == self._typeorder_size:
-            return
-        self._typeorder_size = size
-        for obj in self.ctx.store.list_objects():
-            if obj.cdist_type.install:
-                if obj.name not in self._objects:
-                    self.ctx.log.debug("Ignoring install type object %s in config", obj.name)
-                continue
-            self._objects[obj.name] = obj
-            self.graph.update(obj.name, obj.require, obj.autorequire)
+        try:
+            with typeorder.open("rb") as handle:
+                handle.seek(self._typeorder_read)
+                data = handle.read()
+        except FileNotFoundError:
+            data = b""
+        complete = data[: data.rfind(b"\n") + 1]
+        self._typeorder_read += len(complete)
+        names = dict.fromkeys(complete.decode(errors="surrogateescape").splitlines())
+        names.update(dict.fromkeys(self._manifest_ran))
+        self._manifest_ran.clear()
+        changed = []
+        for name in sorted(names):  # a stable order, whatever order the manifests ran in
+            obj = self._objects.get(name)
+            if obj is None:
+                obj = self.ctx.store.from_name(name)
+                if obj.cdist_type.install:
+                    if name not in self._ignored:
+                        self._ignored.add(name)
+                        self.ctx.log.debug("Ignoring install type object %s in config", name)
+                    continue
+                self._objects[name] = obj
+            self.graph.update(name, obj.require, obj.autorequire)
+            changed.append(name)
         # Requirement names must name valid types and ids (spec §5.10).
-        for name in self.graph.names():
+        for name in changed:
             for required in (*self.graph.node(name).require, *self.graph.node(name).autorequire):
                 if required not in self._objects:
                     self.ctx.store.from_name(required)
+
+    def manifest_ran(self, name: str) -> None:
+        """Note that object ``name``'s type manifest ran (its autorequires may be new)."""
+        self._manifest_ran.add(name)
 
     def statistics(self) -> tuple[int, int]:
         """Objects done, and objects known so far (it grows as manifests run)."""
@@ -195,6 +216,7 @@ class ObjectScheduler:
                 if not ctx.batching:
                     await run_type_explorers(ctx, obj)
                 await run_type_manifest(ctx, obj)
+                self.manifest_ran(obj.name)
                 try:
                     (obj.path / "typeorder_dep").unlink(missing_ok=True)
                     obj.state = "prepared"
