@@ -37,6 +37,7 @@ import trio
 
 from .emulator.entry import main as emulate
 from .emulator.environment import REQUIRED_VARIABLES
+from .model.cdist_type import TypeRegistry
 
 #: Every variable the emulator reads; requests carry each as (set and exported, value).
 EMULATOR_VARIABLES = (
@@ -242,7 +243,7 @@ class _Parser:
         return _Request(text[1], text[2], argv, environ)
 
 
-def _answer(channel: Path, request: _Request) -> bytes:
+def _answer(channel: Path, request: _Request, types: TypeRegistry | None) -> bytes:
     """Run one call; write its output files; return the ``resp`` line."""
     stdin: io.BytesIO
     if request.stdin_mode == "1":
@@ -255,7 +256,7 @@ def _answer(channel: Path, request: _Request) -> bytes:
         stdin = _TTY()
     out, err = io.StringIO(), io.StringIO()
     try:
-        status = emulate(request.argv[0], request.argv[1:], request.environ, stdin, out, err)
+        status = emulate(request.argv[0], request.argv[1:], request.environ, stdin, out, err, types)
     except Exception as exc:  # a bug in the emulator must not hang the manifest
         err.write(f"ERROR: cdist: emulator failed: {exc!r}\n")
         status = 1
@@ -269,7 +270,10 @@ def _answer(channel: Path, request: _Request) -> bytes:
 
 
 async def _serve(
-    channel: Path, requests: trio.lowlevel.FdStream, answers: trio.abc.SendStream
+    channel: Path,
+    requests: trio.lowlevel.FdStream,
+    answers: trio.lowlevel.FdStream,
+    types: TypeRegistry | None,
 ) -> None:
     parser = _Parser()
     number = 0
@@ -279,7 +283,8 @@ async def _serve(
                 number += 1
                 await answers.send_all(f"{number} 0 0\n".encode())
             else:
-                await answers.send_all(await trio.to_thread.run_sync(_answer, channel, request))
+                answer = await trio.to_thread.run_sync(_answer, channel, request, types)
+                await answers.send_all(answer)
 
 
 def _fifo(path: Path) -> int:
@@ -289,7 +294,7 @@ def _fifo(path: Path) -> int:
 
 
 @asynccontextmanager
-async def open_shell_channel() -> AsyncIterator[Path]:
+async def open_shell_channel(types: TypeRegistry | None = None) -> AsyncIterator[Path]:
     """Serve one manifest run's type calls; yield the channel directory for `prelude`.
 
     On exit the FIFOs close, so a caller still waiting (a background job outliving its
@@ -303,7 +308,7 @@ async def open_shell_channel() -> AsyncIterator[Path]:
             requests = trio.lowlevel.FdStream(_fifo(channel / "req"))
             answers = trio.lowlevel.FdStream(_fifo(channel / "resp"))
             async with requests, answers, trio.open_nursery() as nursery:
-                nursery.start_soon(_serve, channel, requests, answers)
+                nursery.start_soon(_serve, channel, requests, answers, types)
                 try:
                     yield channel
                 finally:

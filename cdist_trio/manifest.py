@@ -50,7 +50,7 @@ async def _run_manifest(
     ctx.log.debug("running %s with %s, type calls served in-shell", path, " ".join(base))
     dollar0 = os.path.realpath(path) if executable else str(path)
     types = [entry.name for entry in os.scandir(ctx.workdir.bin)]
-    async with open_shell_channel() as channel:
+    async with open_shell_channel(ctx.types) as channel:
         argv = manifest_command(base, channel, ctx.workdir.bin, types, env, dollar0)
         status, _ = await run_script(ctx, argv, env, stdout=stdout, stderr=stderr)
     return status

@@ -33,16 +33,20 @@ def main(
     stdin: BinaryIO,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    types: TypeRegistry | None = None,
 ) -> int:
     """Run one type call, ``<type_name> [object_id] [--param value ...]``.
 
     Writes ``$G/object/...`` as cdist-spec §6 says and returns the exit code.  Errors
     other than `CdistError` and `OSError` are bugs and propagate with their traceback.
+    ``types``, when it reads the same type base, saves loading the type again (the
+    engine passes its own registry).
     """
     log = EmulatorLog.from_environ(environ, stdout, stderr)
     try:
         env = EmulatorEnv.from_environ(environ)
-        types = TypeRegistry(env.type_base)
+        if types is None or types.type_base != env.type_base:
+            types = TypeRegistry(env.type_base)
         cdist_type = types.get(type_name)
         object_id, params = parse_arguments(cdist_type, list(argv), stderr)
         store = ObjectStore(env.object_base, env.marker, types)
