@@ -28,6 +28,7 @@ from .events import Event, ObjectDone, StageChanged
 from .explorer import run_global_explorers, setup_and_run_global_explorers
 from .hosts import HostSpec
 from .manifest import run_initial_manifest
+from .messages import remove_message_files
 from .model.cdist_type import TypeRegistry
 from .model.objects import ObjectStore
 from .relay import open_relay
@@ -199,6 +200,7 @@ async def configure_host(
     run = run or HostRun(host)
     run.started = trio.current_time()
     log = cdist_log.target_logger(host)
+    workdir_path: Path | None = None
     try:
         if not home:
             raise CdistError("No homedir setup and no cache dir location given")
@@ -270,6 +272,7 @@ async def configure_host(
             (workdir.path / leftover).unlink(missing_ok=True)
         cache_root = Path(home) / ".cdist" / "cache"
         subpath = cache_subpath(settings.cache_path_pattern, host, host_dir_name(host), time.time())
+        remove_message_files(workdir.messages)
         cache_path = save_cache(workdir.path, cache_root, subpath, host)
         report = run.report(HostStatus.OK, cache_path=str(cache_path))
         log.info(
@@ -279,6 +282,8 @@ async def configure_host(
         )
         return report
     except CdistError as exc:
+        if workdir_path is not None:
+            remove_message_files(workdir_path / "messages")
         if isinstance(exc, StageError):
             log.error("%s", exc.render())
             detail: str | None = exc.render()

@@ -2,37 +2,55 @@
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 _numbers = itertools.count()
-_directory: str | None = None
+# Message-out files of finished scripts, emptied, by scratch directory: creating and
+# deleting two files per script was the engine's main filesystem cost (ext4 scans for
+# recently deleted inodes on every create).
+_free_out: dict[Path, list[str]] = {}
 
 
-def _scratch() -> str:
-    """This process's private directory for message files (made once, removed at exit):
-    a counter there costs less than `tempfile.mkstemp` per script."""
-    global _directory
-    if _directory is None or not os.path.isdir(_directory):
-        _directory = tempfile.mkdtemp(prefix="cdist-trio-messages.")
-        atexit.register(shutil.rmtree, _directory, True)
-    return _directory
+def _scratch(messages: Path) -> Path:
+    """Next to ``$G`` (``messages`` is ``$G/messages``), never inside it."""
+    return messages.parent.parent / "message-files"
 
 
-def _create(suffix: str) -> tuple[int, str]:
-    directory = _scratch()
-    while True:
-        path = os.path.join(directory, f"{next(_numbers)}{suffix}")
+def _create(directory: Path, name: str) -> str:
+    """``directory/name`` as a new empty file (the directory is made on first use)."""
+    path = os.path.join(directory, name)
+    for _ in range(2):
         try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
-        except FileExistsError:
-            continue
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return path
+        except FileNotFoundError:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    raise FileNotFoundError(path)
+
+
+def _snapshot(messages: Path, scratch: Path) -> str:
+    """A copy of the messages so far, shared by every script that starts while they
+    are unchanged: the file only grows, so its size names its content."""
+    data = messages.read_bytes()
+    path = os.path.join(scratch, f"in.{len(data)}")
+    if not os.path.exists(path):
+        partial = _create(scratch, f"partial.{next(_numbers)}")
+        with open(partial, "wb") as target:
+            target.write(data)
+        os.replace(partial, path)
+    return path
+
+
+def remove_message_files(messages: Path) -> None:
+    """Forget and delete one host run's message files (at the end of the run)."""
+    scratch = _scratch(messages)
+    _free_out.pop(scratch, None)
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextmanager
@@ -42,21 +60,20 @@ def message_files(messages: Path, prefix: str) -> Iterator[dict[str, str]]:
     Yields the two environment variables.  Afterwards, also on failure, every line the
     script wrote is appended to ``messages`` as ``<prefix>:<line>`` in one write.
     """
-    fd_in, path_in = _create(".cdist_message_in")
-    fd_out, path_out = _create(".cdist_message_out")
-    os.close(fd_out)
+    scratch = _scratch(messages)
+    path_in = _snapshot(messages, scratch)
+    free = _free_out.setdefault(scratch, [])
+    path_out = free.pop() if free else _create(scratch, f"out.{next(_numbers)}")
     try:
-        with os.fdopen(fd_in, "wb") as target:
-            target.write(messages.read_bytes())
         yield {"__messages_in": path_in, "__messages_out": path_out}
     finally:
         try:
-            with open(path_out, errors="replace") as written:
+            with open(path_out, "r+", errors="replace") as written:
                 lines = written.read().splitlines()
-            if lines:
-                with messages.open("a") as sink:
-                    sink.write("".join(f"{prefix}:{line}\n" for line in lines))
-        finally:
-            for path in (path_in, path_out):
-                with suppress(FileNotFoundError):
-                    os.unlink(path)
+                written.truncate(0)
+            free.append(path_out)
+        except FileNotFoundError:  # the script removed it: it wrote nothing we can read
+            lines = []
+        if lines:
+            with messages.open("a") as sink:
+                sink.write("".join(f"{prefix}:{line}\n" for line in lines))
