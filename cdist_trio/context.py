@@ -11,6 +11,7 @@ import trio
 from .model.cdist_type import TypeRegistry
 from .model.objects import ObjectStore
 from .settings import Settings
+from .transport import local_process_limit
 from .transport.base import Remote
 from .workdir import WorkDir
 
@@ -44,6 +45,10 @@ class HostContext:
     """Where the engine serves this host's type calls (the emulator's fast path)."""
     remote_commands: tuple[str, str] | None = None
     """``__remote_exec``/``__remote_copy`` for types, when not the transport's own."""
+    local_limiter: trio.CapacityLimiter = field(
+        default_factory=lambda: trio.CapacityLimiter(local_process_limit())
+    )
+    """Run-wide bound on local scripts at once (`TransportResources.local_processes`)."""
     type_locks: dict[str, trio.Lock] = field(default_factory=dict)
     env_cache: dict[str, dict[str, str]] = field(default_factory=dict)
     """Stage environments' fixed parts, built once per host (`env`)."""

@@ -245,6 +245,7 @@ async def configure_host(
                 log_level_name=logging.getLevelName(level),
                 remote_commands=remote_commands,
                 emulator_socket=emulator_socket,
+                local_limiter=resources.local_processes,
             )
             # Errors are kept, not raised, inside the relay's nursery: raised there they
             # would come out wrapped in an exception group.

@@ -74,5 +74,8 @@ async def run_script(
             deliver_cancel=_kill_group,
         )
         # trio takes stdout either captured or as a sink, never both in one call.
-        result = await (run(capture_stdout=True) if capture_stdout else run(stdout=sink(stdout)))
+        async with ctx.local_limiter:
+            result = await (
+                run(capture_stdout=True) if capture_stdout else run(stdout=sink(stdout))
+            )
         return result.returncode, result.stdout or b""

@@ -8,6 +8,7 @@ and owns its lifetime.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,11 +25,20 @@ from .pool import SessionPool
 DEFAULT_CONNECT_LIMIT = 10
 
 
+def local_process_limit() -> int:
+    """How many local scripts (manifests, gencode, code-local) run at once in one run:
+    enough to keep every core busy while some wait, few enough that 20 hosts at
+    ``-j 4`` do not start 80 shells on 2 cores."""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
 class TransportResources:
-    """Run-wide transport state: ``connect_limiter`` and, on demand, the asyncio thread."""
+    """Run-wide state: ``connect_limiter``, ``local_processes`` and, on demand, the
+    asyncio thread."""
 
     def __init__(self, connect_limit: int = DEFAULT_CONNECT_LIMIT) -> None:
         self.connect_limiter = trio.CapacityLimiter(connect_limit)
+        self.local_processes = trio.CapacityLimiter(local_process_limit())
         self._aio: AsyncioThread | None = None
 
     def asyncio_thread(self) -> AsyncioThread:

@@ -3,7 +3,10 @@ fail-fast, interruption and ordering, with the I/O replaced by scripted fakes.""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -301,3 +304,45 @@ async def test_scheduler_first_failure_stops_host(
         await scheduler.run()
     assert fake_stages.running == 0
     assert scheduler.ctx.store.object("__job", "after").state == ""
+
+
+# --- local scripts ------------------------------------------------------------------
+
+
+async def test_local_scripts_share_the_run_wide_limiter(tmp_path: Path) -> None:
+    """Scripts of every host draw on one limiter: with one token the second script
+    starts only when the first has exited.  Each script says it started on one FIFO and
+    then waits for a line on another; the test holds both ends."""
+    from cdist_trio.process import run_script
+
+    shared = trio.CapacityLimiter(1)
+    contexts = [
+        dataclasses.replace(_scheduler(tmp_path / name, 4).ctx, local_limiter=shared)
+        for name in "ab"
+    ]
+    started, go = tmp_path / "started", tmp_path / "go"
+    os.mkfifo(started)
+    os.mkfifo(go)
+    script = ["/bin/sh", "-c", f"echo x > {started}; read -r line < {go}"]
+    signals = trio.lowlevel.FdStream(os.open(started, os.O_RDWR | os.O_NONBLOCK))
+    async with signals, trio.open_nursery() as nursery:
+        for ctx in contexts:
+            nursery.start_soon(
+                functools.partial(run_script, ctx, script, {}, stdout=None, stderr=None)
+            )
+        for _ in contexts:
+            with trio.fail_after(10):
+                assert await signals.receive_some() == b"x\n"
+            await trio.testing.wait_all_tasks_blocked(0.05)
+            assert shared.borrowed_tokens == 1
+            with trio.fail_after(10):
+                await trio.to_thread.run_sync(go.write_text, "go\n")
+    assert shared.borrowed_tokens == 0
+
+
+def test_a_run_allows_local_scripts_on_every_core_and_some_waiting() -> None:
+    from cdist_trio.transport import TransportResources
+
+    tokens = TransportResources().local_processes.total_tokens
+    assert tokens >= 2 * (os.cpu_count() or 1)
+    assert tokens >= 8
