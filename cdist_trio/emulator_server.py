@@ -17,16 +17,35 @@ from pathlib import Path
 import trio
 
 from .emulator.entry import main as emulate
+from .model.cdist_type import TypeRegistry
 from .unixserver import open_unix_server
 
 CLIENT = Path(__file__).parent / "emulator" / "client.py"
 
 
-class _TTY(io.BytesIO):
+class NoStdin(io.BytesIO):
     """Stands in for a terminal stdin: the emulator then captures nothing."""
 
     def isatty(self) -> bool:
         return True
+
+
+def emulate_captured(
+    argv: list[str],
+    environ: dict[str, str],
+    stdin: io.BytesIO,
+    types: TypeRegistry | None = None,
+) -> tuple[int, str, str]:
+    """One type call (``argv[0]`` is the type) in this process: exit status, stdout and
+    stderr as the emulator process would leave them; a bug in the emulator becomes
+    status 1 with an ERROR line instead of taking the host down."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        status = emulate(argv[0], argv[1:], environ, stdin, out, err, types)
+    except Exception as exc:
+        err.write(f"ERROR: cdist: emulator failed: {exc!r}\n")
+        status = 1
+    return status, out.getvalue(), err.getvalue()
 
 
 def _parse(request: bytes) -> tuple[str, list[str], dict[str, str], io.BytesIO]:
@@ -47,21 +66,20 @@ def _parse(request: bytes) -> tuple[str, list[str], dict[str, str], io.BytesIO]:
     # stdin is everything after the separator that follows the flag.
     header_length = sum(len(f) + 1 for f in fields[: position + 1])
     body = request[header_length:]
-    return type_name, args, environ, (io.BytesIO(body) if has_stdin else _TTY())
+    return type_name, args, environ, (io.BytesIO(body) if has_stdin else NoStdin())
 
 
 def _call(request: bytes) -> bytes:
     type_name, args, environ, stdin = _parse(request)
-    out, err = io.StringIO(), io.StringIO()
-    status = emulate(type_name, args, environ, stdin, out, err)
-    data_out, data_err = out.getvalue().encode(), err.getvalue().encode()
+    status, out, err = emulate_captured([type_name, *args], environ, stdin)
+    data_out, data_err = out.encode(), err.encode()
     return b"%d\0%d\0" % (status, len(data_out)) + data_out + data_err
 
 
 async def _handle(request: bytes) -> bytes:
     try:
         return await trio.to_thread.run_sync(_call, request)
-    except Exception as exc:  # a bug in the emulator must not take the host down
+    except Exception as exc:  # a malformed request must not take the host down
         return b"1\x000\x00" + f"ERROR: cdist: emulator failed: {exc!r}\n".encode()
 
 

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import trio
 
-from .emulator.entry import main as emulate
 from .emulator.environment import REQUIRED_VARIABLES
+from .emulator_server import NoStdin, emulate_captured
 from .model.cdist_type import TypeRegistry
 
 #: Every variable the emulator reads; requests carry each as (set and exported, value).
@@ -55,13 +55,6 @@ EMULATOR_VARIABLES = (
 POSIX_SHELLS = frozenset({"sh", "dash", "bash", "ash", "busybox"})
 _SHEBANG_FLAGS = re.compile(r"-[aefhmnuvxC]+")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class _TTY(io.BytesIO):
-    """Stands in for a terminal stdin: the emulator then captures nothing."""
-
-    def isatty(self) -> bool:
-        return True
 
 
 def shell_argv(script: Path, *, local_shell: str, executable: bool) -> list[str] | None:
@@ -253,16 +246,10 @@ def _answer(channel: Path, request: _Request, types: TypeRegistry | None) -> byt
         stdin = io.BytesIO(path.read_bytes())
         path.unlink()
     else:
-        stdin = _TTY()
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        status = emulate(request.argv[0], request.argv[1:], request.environ, stdin, out, err, types)
-    except Exception as exc:  # a bug in the emulator must not hang the manifest
-        err.write(f"ERROR: cdist: emulator failed: {exc!r}\n")
-        status = 1
+        stdin = NoStdin()
+    status, out, err = emulate_captured(request.argv, request.environ, stdin, types)
     flags = []
-    for name, stream in (("out", out), ("err", err)):
-        text = stream.getvalue()
+    for name, text in (("out", out), ("err", err)):
         if text:
             (channel / name).write_text(text, errors="surrogateescape")
         flags.append("1" if text else "0")
