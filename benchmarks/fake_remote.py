@@ -19,7 +19,6 @@ from typing import Any
 
 import trio
 
-from cdist_trio.tarstream import write_tar
 from cdist_trio.transport.base import Completed, Remote, RemoteStatistics, checked
 
 GLOBAL_EXPLORERS = {
@@ -38,10 +37,11 @@ GLOBAL_EXPLORERS = {
 }
 TYPE_EXPLORERS = {"type": "none"}
 
-# One step of a batch script: "( export ...; COMMAND ) </dev/null >"$t/N".out ...".
-_STEP = re.compile(r'^\( (?P<body>.*) \) </dev/null >"\$t/(?P<index>\d+)"\.out ')
-_SCRIPT = re.compile(r" -e '?(?P<path>[^' ]+)'?/(?P<name>[^/' ]+)$")
-_BATCH_END = 'tar -c -f - -C "$t" .'
+# One step of a batch script: "( export ...; COMMAND ) </dev/null; __cdist_trio_rc=$?; ...",
+# where COMMAND is "/bin/sh -e SCRIPT" or "set -e; . SCRIPT"; the marker comes first.
+_STEP = re.compile(r"^\( (?P<body>.*) \) </dev/null; __cdist_trio_rc=")
+_SCRIPT = re.compile(r"(?: -e|; \.) '?(?P<path>[^' ]+)'?/(?P<name>[^/' ]+)$")
+_MARKER = re.compile(r"^printf '%s\\n' (?P<marker>cdist-trio-[0-9a-f]+) >&2$", re.M)
 
 
 @dataclass
@@ -78,19 +78,23 @@ def step_output(command: str) -> tuple[int, bytes]:
     return 0, (value + "\n").encode() if value else b""
 
 
-def answer_batch(script: str) -> bytes:
-    """The tar of ``N.rc``/``N.out``/``N.err`` files a batch script would send back."""
-    files = []
+def answer_batch(script: str) -> tuple[bytes, bytes]:
+    """The stdout and stderr a batch script would send back: each step's output, then
+    the marker line."""
+    found = _MARKER.search(script)
+    if found is None:
+        raise ValueError("not a batch script: no marker")
+    marker = found["marker"].encode()
+    stdout, stderr = [], [marker + b"\n"]
     for line in script.splitlines():
         match = _STEP.match(line)
         if match is None:
             continue
         # The body is "export K='v'; ... COMMAND"; the script is its last word group.
         rc, out = step_output(match["body"])
-        index = match["index"]
-        for suffix, data in (("rc", f"{rc}\n".encode()), ("out", out), ("err", b"")):
-            files.append((f"./{index}.{suffix}", data, 0o644))
-    return write_tar(files)
+        stdout.append(out + b"\n" + marker + f" {rc}\n".encode())
+        stderr.append(b"\n" + marker + b"\n")
+    return b"".join(stdout), b"".join(stderr)
 
 
 class FakeRemote(Remote):
@@ -115,9 +119,10 @@ class FakeRemote(Remote):
         size = len(command.encode()) + sum(len(k) + len(v) + 10 for k, v in (env or {}).items())
         self.counters.max_command_bytes = max(self.counters.max_command_bytes, size)
         await trio.sleep(self.latency)
-        if _BATCH_END in command:
-            self.counters.batch_steps += command.count("</dev/null >")
-            return checked(Completed(command, 0, answer_batch(command), b""), check)
+        if _MARKER.search(command):
+            self.counters.batch_steps += command.count("</dev/null; __cdist_trio_rc=")
+            stdout, stderr = answer_batch(command)
+            return checked(Completed(command, 0, stdout, stderr), check)
         rc, out = step_output(command)
         return checked(Completed(command, rc, out, b""), check)
 

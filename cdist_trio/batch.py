@@ -1,37 +1,94 @@
 """Many remote steps in one remote invocation: the round-trip saver of the engine.
 
 One session carries a tar of files to place under ``$R`` (on stdin) and a shell script
-that runs each step in a subshell with its own environment, capturing its stdout,
-stderr and exit status into files that come back as one tar on stdout.  Output is
-byte-exact per step, so cdist's files (explorer outputs, code-remote streams) stay
-what they would be with one call per step.
+that runs each step in a subshell with its own environment.  Steps write straight to
+the session's stdout and stderr; after each step the script prints a line with a
+random marker and the step's exit status to both streams, and the engine cuts them
+there.  Output is byte-exact per step, so cdist's files (explorer outputs, code-remote
+streams) stay what they would be with one call per step, and the target creates no
+files and starts no extra process for the bookkeeping.
+
+A step whose script is plain POSIX shell is sourced in its subshell (``set -e; .
+script``) rather than started as ``/bin/sh -e script``: the same shell, options and
+environment, one exec fewer.  Scripts that could tell the difference (``$0``, ``$$``,
+``$PPID``, ``$-``, ``LINENO``, bash variables) are started as before.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 import shlex
-import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from .errors import CommandError
-from .tarstream import read_files, write_tar
+from .tarstream import write_tar
 from .transport.base import Remote, export_prefix
+
+#: What a script could see differently when sourced in a subshell of the batch shell
+#: instead of run by its own ``/bin/sh -e``: its name, its pid and parent pid, the
+#: shell's option letters and line numbers, and anything bash- or zsh-specific.
+_SHELL_SPECIFIC = re.compile(r"\$\{?[0$-]|PPID|LINENO|BASH|ZSH")
+
+#: The shell the transports run batch scripts with (`transport.command.remote_word`).
+BATCH_SHELL = "/bin/sh"
+
+
+def may_source(remote_shell: str, text: str) -> bool:
+    """Whether a script that cdist runs as ``<remote_shell> -e script`` behaves the same
+    when the batch shell sources it in a subshell with ``set -e``."""
+    return remote_shell == BATCH_SHELL and not _SHELL_SPECIFIC.search(_expandable(text))
+
+
+def _expandable(text: str) -> str:
+    """``text`` without what the shell never expands: single-quoted strings (awk's
+    ``$0`` lives there) and backslash-escaped characters.  A here-document could hold
+    quotes that are not quotes, so a script with ``<<`` is searched whole."""
+    if "<<" in text:
+        return text
+    kept: list[str] = []
+    index, in_double = 0, False
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == '"':
+            in_double = not in_double
+        elif char == "'" and not in_double:
+            end = text.find("'", index + 1)
+            if end < 0:
+                return text
+            index = end + 1
+            continue
+        kept.append(char)
+        index += 1
+    return "".join(kept)
 
 
 @dataclass(frozen=True)
 class Step:
-    """One command of a batch, run as ``( export ...; command ) </dev/null``."""
+    """One command of a batch, run as ``( export ...; command ) </dev/null``; with
+    ``source``, that remote script is sourced instead (see `may_source`), and
+    ``command`` only names the step in errors."""
 
     key: str
     command: str
     env: Mapping[str, str] = field(default_factory=dict)
+    source: str | None = None
+    stop: bool = False
+    """When this step fails, the batch stops (as if ``stop_on_failure`` for it alone)."""
 
     @cached_property
     def text(self) -> str:
         """The step's line body: exports, then the command."""
+        if self.source is not None:
+            # The batch shell's one variable is not the script's business.
+            prefix = f"unset __cdist_trio_rc; {export_prefix(self.env)}set -e; . "
+            return prefix + shlex.quote(self.source)
         return f"{export_prefix(self.env)}{self.command}"
 
 
@@ -68,39 +125,60 @@ def build_payload(files: Sequence[tuple[Path, str, int]]) -> bytes:
     )
 
 
+def new_marker() -> str:
+    """A marker no step can print by chance (128 random bits)."""
+    return f"cdist-trio-{secrets.token_hex(16)}"
+
+
 def build_script(
-    remote_base: str, steps: Sequence[Step], *, stop_on_failure: bool, prelude: str = ""
+    remote_base: str,
+    steps: Sequence[Step],
+    *,
+    stop_on_failure: bool,
+    marker: str,
+    prelude: str = "",
+    unpack: bool = True,
 ) -> str:
-    """The remote script: prelude, unpack the payload, run steps, tar the results."""
+    """The remote script: prelude, unpack the payload, run the steps, each followed by
+    ``\\n<marker> <status>\\n`` on stdout and ``\\n<marker>\\n`` on stderr."""
     base = shlex.quote(remote_base)
-    lines = [
-        f"{{ {prelude}; }} || exit 110" if prelude else "",
-        f"mkdir -p {base} && tar -x -o -f - -C {base} || exit 111",
-        't=$(mktemp -d "${TMPDIR:-/tmp}/cdist-trio.XXXXXX") || exit 112',
-    ]
-    for index, step in enumerate(steps):
-        out = f'"$t/{index}"'
-        lines.append(f"( {step.text} ) </dev/null >{out}.out 2>{out}.err; echo $? >{out}.rc")
-        if stop_on_failure:
-            lines.append(
-                f'[ "$(cat {out}.rc)" = 0 ] || {{ tar -c -f - -C "$t" .; rm -rf "$t"; exit 0; }}'
-            )
-    lines.append('tar -c -f - -C "$t" .; rm -rf "$t"')
+    lines = [f"{{ {prelude}; }} >&2 || exit 110" if prelude else ""]
+    if unpack:
+        lines.append(
+            f"{{ [ -d {base} ] || mkdir -p {base}; }} && tar -x -o -f - -C {base} || exit 111"
+        )
+    # Anything the prelude or tar printed to stderr ends here, before the first step.
+    lines.append(f"printf '%s\\n' {marker} >&2")
+    end = f"printf '\\n%s %s\\n' {marker} $__cdist_trio_rc; printf '\\n%s\\n' {marker} >&2"
+    stop = ' [ "$__cdist_trio_rc" = 0 ] || exit 0;'
+    for step in steps:
+        tail = stop if stop_on_failure or step.stop else ""
+        lines.append(f"( {step.text} ) </dev/null; __cdist_trio_rc=$?; {end};{tail}")
+    lines.append("exit 0")
     return "\n".join(line for line in lines if line)
 
 
-def parse_results(steps: Sequence[Step], archive: bytes) -> BatchResult:
-    files = read_files(archive)
+def parse_results(steps: Sequence[Step], marker: str, stdout: bytes, stderr: bytes) -> BatchResult:
+    """Cut the session's streams at the markers; steps with no marker did not run."""
+    out_mark = b"\n" + marker.encode() + b" "
+    err_mark = b"\n" + marker.encode() + b"\n"
+    start = stderr.find(marker.encode() + b"\n")
+    err_pos = len(stderr) if start < 0 else start + len(marker) + 1
+    out_pos = 0
     results: dict[str, StepResult] = {}
-    for index, step in enumerate(steps):
-        rc = files.get(f"{index}.rc")
-        if rc is None:
+    for step in steps:
+        out_end = stdout.find(out_mark, out_pos)
+        if out_end < 0:
             break
-        results[step.key] = StepResult(
-            int(rc.decode().strip() or "255"),
-            files.get(f"{index}.out", b""),
-            files.get(f"{index}.err", b""),
-        )
+        line_end = stdout.find(b"\n", out_end + len(out_mark))
+        if line_end < 0:
+            break
+        status = stdout[out_end + len(out_mark) : line_end]
+        err_end = stderr.find(err_mark, err_pos)
+        err = stderr[err_pos:] if err_end < 0 else stderr[err_pos:err_end]
+        results[step.key] = StepResult(int(status or b"255"), stdout[out_pos:out_end], err)
+        out_pos = line_end + 1
+        err_pos = len(stderr) if err_end < 0 else err_end + len(err_mark)
     return BatchResult(results)
 
 
@@ -145,7 +223,10 @@ async def run_batch(
             prelude=prelude if first else "",
         )
         results.update(part.results)
-        if stop_on_failure and (part.failed() is not None or len(part.results) < len(chunk)):
+        if len(part.results) < len(chunk):
+            break  # a stopping step failed (`_complete`)
+        last = chunk[-1]
+        if (stop_on_failure or last.stop) and part.results[last.key].returncode != 0:
             break
     return BatchResult(results)
 
@@ -159,24 +240,43 @@ async def _run_chunk(
     stop_on_failure: bool,
     prelude: str,
 ) -> BatchResult:
-    script = build_script(remote_base, steps, stop_on_failure=stop_on_failure, prelude=prelude)
-    result = await remote.run(script, stdin=build_payload(files), check=False)
-    if result.returncode != 0:
+    marker = new_marker()
+    script = build_script(
+        remote_base,
+        steps,
+        stop_on_failure=stop_on_failure,
+        marker=marker,
+        prelude=prelude,
+        unpack=bool(files),
+    )
+    result = await remote.run(script, stdin=build_payload(files) if files else None, check=False)
+    parsed = (
+        parse_results(steps, marker, result.stdout, result.stderr)
+        if result.returncode == 0
+        else None
+    )
+    if parsed is None or not _complete(parsed, steps, stop_on_failure):
+        detail = result.stderr.decode(errors="replace").strip()
+        if result.returncode == 0:
+            done = len(parsed.results) if parsed else 0
+            detail = f"the target stopped after {done} of {len(steps)} step(s). {detail}".strip()
         raise CommandError(
             f"batch of {len(steps)} step(s) failed on the target with exit status "
-            f"{result.returncode}: {result.stderr.decode(errors='replace').strip()}",
+            f"{result.returncode}: {detail}",
             command=script,
             exit_status=result.returncode,
             stdout=result.stdout,
             stderr=result.stderr,
         )
-    try:
-        return parse_results(steps, result.stdout)
-    except tarfile.TarError as exc:
-        raise CommandError(
-            f"batch output from the target is not a tar archive: {exc}",
-            command=script,
-            exit_status=result.returncode,
-            stdout=result.stdout,
-            stderr=result.stderr,
-        ) from exc
+    return parsed
+
+
+def _complete(parsed: BatchResult, steps: Sequence[Step], stop_on_failure: bool) -> bool:
+    """All steps ran, or the last one that ran failed and was meant to stop the batch."""
+    done = len(parsed.results)
+    if done == len(steps):
+        return True
+    if done == 0:
+        return False
+    last = steps[done - 1]
+    return (stop_on_failure or last.stop) and parsed.results[last.key].returncode != 0

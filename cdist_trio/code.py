@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from . import env as stage_env
-from .batch import Step, run_batch
+from .batch import Step, StepResult, may_source, run_batch
 from .context import HostContext
 from .errors import CommandError
+from .explorer import ExplorerSteps
 from .manifest import object_error
 from .messages import message_files
 from .model.objects import CdistObject
@@ -82,20 +83,46 @@ def _code_remote_command(ctx: HostContext, obj: CdistObject) -> str:
     return f"{ctx.settings.remote_shell} -e {shlex.quote(remote_dir)}/code-remote"
 
 
-async def run_code_remote_batch(ctx: HostContext, objects: Sequence[CdistObject]) -> None:
+async def run_code_remote_batch(
+    ctx: HostContext, objects: Sequence[CdistObject], then: ExplorerSteps | None = None
+) -> Mapping[str, StepResult]:
     """code-remote of independent objects, in order, in one session; it stops at the
-    first failure, which is reported for that object as with one call per object."""
+    first failure, which is reported for that object as with one call per object.
+
+    ``then``: type explorers to run in the same session once every code-remote has
+    succeeded (objects that wait for these); their results are returned.
+    """
     objects = [o for o in objects if o.code_remote]
     if not objects:
-        return
+        if then is not None:
+            then.finish(sent=False)
+        return {}
     files = [
         (o.path / "code-remote", f"object/{o.relative_path}/code-remote", 0o600) for o in objects
     ]
+    shell = ctx.settings.remote_shell
     steps = [
-        Step(o.name, _code_remote_command(ctx, o), stage_env.code_remote_env(ctx, o))
+        Step(
+            o.name,
+            _code_remote_command(ctx, o),
+            stage_env.code_remote_env(ctx, o),
+            f"{ctx.remote_object_dir(o.relative_path)}/code-remote"
+            if may_source(shell, o.code_remote)
+            else None,
+            stop=True,
+        )
         for o in objects
     ]
-    result = await run_batch(ctx.remote, ctx.remote_base, files, steps, stop_on_failure=True)
+    if then is not None:
+        files.extend(then.files)
+        steps.extend(then.steps)
+    sent = False
+    try:
+        result = await run_batch(ctx.remote, ctx.remote_base, files, steps, stop_on_failure=False)
+        sent = True
+    finally:
+        if then is not None:
+            then.finish(sent=sent)
     for obj in objects:
         step = result.results.get(obj.name)
         if step is None:
@@ -107,6 +134,9 @@ async def run_code_remote_batch(ctx: HostContext, objects: Sequence[CdistObject]
                 f"{_code_remote_command(ctx, obj)}: code-remote exited with status "
                 f"{step.returncode}",
             )
+    if then is None:
+        return {}
+    return {s.key: result.results[s.key] for s in then.steps if s.key in result.results}
 
 
 def _save(ctx: HostContext, obj: CdistObject, stdout: bytes, stderr: bytes) -> None:

@@ -55,6 +55,8 @@ class HostContext:
     argv_cache: dict[tuple[str, bool], list[str]] = field(default_factory=dict)
     """How each local script is started, decided once per host (`process.script_argv`)."""
     transferred_types: dict[str, trio.Event] = field(default_factory=dict)
+    sourceable: dict[str, bool] = field(default_factory=dict)
+    """Per local explorer path: whether batches source it (`batch.may_source`)."""
 
     @property
     def batching(self) -> bool:

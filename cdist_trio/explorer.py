@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
 from . import env as stage_env
-from .batch import Step, run_batch
+from .batch import Step, StepResult, may_source, run_batch
 from .context import HostContext
 from .errors import CommandError, ErrorReport, GlobalExplorerError, ObjectExplorerError, Stream
 from .model.objects import CdistObject
@@ -89,6 +90,16 @@ def _global_explorer_error(
     )
 
 
+def _sourced(ctx: HostContext, local: Path, remote: str) -> str | None:
+    """``remote`` when batches may source the explorer at ``local`` (decided once)."""
+    key = str(local)
+    allowed = ctx.sourceable.get(key)
+    if allowed is None:
+        text = local.read_text(errors="replace")
+        allowed = ctx.sourceable[key] = may_source(ctx.settings.remote_shell, text)
+    return remote if allowed else None
+
+
 def _global_explorer_command(ctx: HostContext, name: str) -> str:
     return f"{ctx.settings.remote_shell} -e {shlex.quote(ctx.remote_explorer_dir)}/{name}"
 
@@ -101,7 +112,16 @@ async def setup_and_run_global_explorers(ctx: HostContext, setup: str) -> None:
     explorer_dir = ctx.workdir.conf / "explorer"
     files = [(explorer_dir / n, f"conf/explorer/{n}", 0o700) for n in names]
     env = stage_env.global_explorer_env(ctx)
-    steps = [Step(n, _global_explorer_command(ctx, n), env) for n in names]
+    remote_dir = ctx.remote_explorer_dir
+    steps = [
+        Step(
+            n,
+            _global_explorer_command(ctx, n),
+            env,
+            _sourced(ctx, explorer_dir / n, f"{remote_dir}/{n}"),
+        )
+        for n in names
+    ]
     result = await run_batch(
         ctx.remote, ctx.remote_base, files, steps, stop_on_failure=False, prelude=setup
     )
@@ -150,57 +170,117 @@ def _store_explorer_output(obj: CdistObject, name: str, output: bytes) -> None:
     (obj.explorer_path / name).write_bytes(output)
 
 
-async def run_type_explorers_batch(ctx: HostContext, objects: Sequence[CdistObject]) -> None:
-    """Type explorers of every object ready at the same time, in one session: the
-    explorers of types not sent yet, every object's parameters, then every run."""
-    objects = [o for o in objects if o.cdist_type.explorers]
-    if not objects:
-        return
+@dataclass
+class ExplorerSteps:
+    """What a batch needs to run the type explorers of some objects: the files (type
+    explorers not sent yet, every object's parameters) and one step per explorer."""
+
+    objects: list[CdistObject]
+    files: list[tuple[Path, str, int]]
+    steps: list[Step]
+    sending: list[trio.Event]
+    """Set when the batch ends: it carried these types' explorers (`transferred_types`)."""
+    transferred_types: dict[str, trio.Event]
+
+    def finish(self, *, sent: bool) -> None:
+        """Release waiters; if the batch did not run, the types are not on the target."""
+        for event in self.sending:
+            if not sent:
+                for name, known in list(self.transferred_types.items()):
+                    if known is event:
+                        del self.transferred_types[name]
+            event.set()
+
+
+def type_explorer_steps(
+    ctx: HostContext, objects: Sequence[CdistObject], *, wait_for: list[trio.Event] | None
+) -> ExplorerSteps | None:
+    """The files and steps for the type explorers of ``objects`` (those with explorers).
+
+    A type that another batch is sending right now is waited for (its event lands in
+    ``wait_for``); with ``wait_for=None`` such objects are left out instead.
+    """
+    chosen: list[CdistObject] = []
     files: list[tuple[Path, str, int]] = []
-    mine: list[trio.Event] = []
-    for cdist_type in {o.cdist_type.name: o.cdist_type for o in objects}.values():
-        event = ctx.transferred_types.get(cdist_type.name)
-        if event is not None:
-            await event.wait()
-            continue
-        mine.append(ctx.transferred_types.setdefault(cdist_type.name, trio.Event()))
-        ctx.log.log(15, "Running type explorers for <CdistType %s>", cdist_type.name)
-        files.extend(
-            (cdist_type.explorer_dir / n, f"conf/type/{cdist_type.name}/explorer/{n}", 0o700)
-            for n in cdist_type.explorers
-        )
-    steps: list[Step] = []
+    sending: list[trio.Event] = []
     for obj in objects:
+        cdist_type = obj.cdist_type
+        if not cdist_type.explorers:
+            continue
+        event = ctx.transferred_types.get(cdist_type.name)
+        if event is None:
+            event = ctx.transferred_types[cdist_type.name] = trio.Event()
+            sending.append(event)
+            ctx.log.log(15, "Running type explorers for <CdistType %s>", cdist_type.name)
+            files.extend(
+                (cdist_type.explorer_dir / n, f"conf/type/{cdist_type.name}/explorer/{n}", 0o700)
+                for n in cdist_type.explorers
+            )
+        elif not event.is_set() and event not in sending:
+            if wait_for is None:
+                continue
+            wait_for.append(event)
+        chosen.append(obj)
+    if not chosen:
+        return None
+    steps: list[Step] = []
+    for obj in chosen:
         if obj.parameter_path.is_dir():
             files.extend(
                 (p, f"object/{obj.relative_path}/parameter/{p.name}", 0o600)
                 for p in sorted(obj.parameter_path.iterdir())
             )
         env = stage_env.type_explorer_env(ctx, obj)
+        cdist_type = obj.cdist_type
+        remote_dir = ctx.remote_type_explorer_dir(cdist_type.name)
         steps.extend(
-            Step(f"{obj.name}\0{n}", _type_explorer_command(ctx, obj, n), env)
-            for n in obj.cdist_type.explorers
+            Step(
+                f"{obj.name}\0{n}",
+                _type_explorer_command(ctx, obj, n),
+                env,
+                _sourced(ctx, cdist_type.explorer_dir / n, f"{remote_dir}/{n}"),
+            )
+            for n in cdist_type.explorers
         )
-    try:
-        result = await run_batch(ctx.remote, ctx.remote_base, files, steps, stop_on_failure=False)
-    except BaseException:
-        for event in mine:
-            for name, known in list(ctx.transferred_types.items()):
-                if known is event:
-                    del ctx.transferred_types[name]
-        raise
-    finally:
-        for event in mine:
-            event.set()
-    for step in steps:
-        _explorer_stderr(ctx, result.results[step.key].stderr)
+    return ExplorerSteps(chosen, files, steps, sending, ctx.transferred_types)
+
+
+def store_type_explorer_results(
+    ctx: HostContext, objects: Sequence[CdistObject], results: Mapping[str, StepResult]
+) -> None:
+    """Write what the explorers of ``objects`` printed, as cdist would; the first
+    failing explorer is the object's error."""
+    objects = [o for o in objects if o.cdist_type.explorers]
+    for obj in objects:
+        for name in obj.cdist_type.explorers:
+            _explorer_stderr(ctx, results[f"{obj.name}\0{name}"].stderr)
     for obj in objects:
         obj.explorer_path.mkdir(parents=True, exist_ok=True)
         for name in obj.cdist_type.explorers:
-            step_result = result.results[f"{obj.name}\0{name}"]
+            step_result = results[f"{obj.name}\0{name}"]
             if step_result.returncode != 0:
                 raise _type_explorer_error(ctx, obj, name, step_result.returncode)
             _store_explorer_output(obj, name, step_result.stdout)
+
+
+async def run_type_explorers_batch(ctx: HostContext, objects: Sequence[CdistObject]) -> None:
+    """Type explorers of every object ready at the same time, in one session: the
+    explorers of types not sent yet, every object's parameters, then every run."""
+    waits: list[trio.Event] = []
+    parts = type_explorer_steps(ctx, objects, wait_for=waits)
+    if parts is None:
+        return
+    sent = False
+    try:
+        for event in waits:
+            await event.wait()
+        result = await run_batch(
+            ctx.remote, ctx.remote_base, parts.files, parts.steps, stop_on_failure=False
+        )
+        sent = True
+    finally:
+        parts.finish(sent=sent)
+    store_type_explorer_results(ctx, parts.objects, result.results)
 
 
 async def transfer_type_explorers(ctx: HostContext, obj: CdistObject) -> None:

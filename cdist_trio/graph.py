@@ -64,7 +64,7 @@ class Graph:
     def set_phase(self, name: str, phase: Phase) -> None:
         self._nodes[name].phase = phase
 
-    def _done(self, name: str) -> bool:
+    def is_done(self, name: str) -> bool:
         node = self._nodes.get(name)
         return node is not None and node.phase is Phase.DONE
 
@@ -73,7 +73,18 @@ class Graph:
         return [
             node.name
             for node in self._nodes.values()
-            if node.phase is Phase.NEW and all(self._done(r) for r in node.require)
+            if node.phase is Phase.NEW and all(self.is_done(r) for r in node.require)
+        ]
+
+    def ready_once_done(self, names: set[str]) -> list[str]:
+        """New objects that wait for some of ``names`` and for nothing else not done:
+        they become ready to prepare when ``names`` are done."""
+        return [
+            node.name
+            for node in self._nodes.values()
+            if node.phase is Phase.NEW
+            and any(r in names for r in node.require)
+            and all(r in names or self.is_done(r) for r in node.require)
         ]
 
     def ready_to_run(self) -> list[str]:
@@ -82,8 +93,8 @@ class Graph:
             node.name
             for node in self._nodes.values()
             if node.phase is Phase.PREPARED
-            and all(self._done(r) for r in node.require)
-            and all(self._done(r) for r in node.autorequire)
+            and all(self.is_done(r) for r in node.require)
+            and all(self.is_done(r) for r in node.autorequire)
         ]
 
     def all_done(self) -> bool:

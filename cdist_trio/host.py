@@ -174,9 +174,11 @@ def remote_base_for(pattern: str, host: str) -> str:
 
 
 def setup_command(remote_base: str) -> str:
-    """Wipe and recreate ``$R`` (spec §5.4): cdist's four steps as one command."""
+    """Wipe and recreate ``$R`` (spec §5.4): cdist's four steps (rm, mkdir, chmod 0700,
+    mkdir conf) as one command; ``mkdir -p -m`` sets the mode of ``$R`` alone, exactly
+    as the chmod after it would."""
     base = shlex.quote(remote_base)
-    return f"rm -rf {base} && mkdir -p {base} && chmod 0700 {base} && mkdir -p {base}/conf"
+    return f"rm -rf {base} && mkdir -p -m 0700 {base} && mkdir {base}/conf"
 
 
 async def setup_remote_base(remote: Remote, remote_base: str) -> None:

@@ -12,10 +12,16 @@ from dataclasses import dataclass, field
 
 import trio
 
+from .batch import StepResult
 from .code import generate_code, run_code, run_code_local, run_code_remote_batch
 from .context import HostContext
 from .errors import CdistError, DependencyError, ObjectError
-from .explorer import run_type_explorers, run_type_explorers_batch
+from .explorer import (
+    run_type_explorers,
+    run_type_explorers_batch,
+    store_type_explorer_results,
+    type_explorer_steps,
+)
 from .graph import Graph, Phase
 from .manifest import object_error, run_type_manifest
 from .model.objects import CdistObject
@@ -61,6 +67,9 @@ class ObjectScheduler:
         self._in_flight = 0
         self._failure: BaseException | None = None
         self._nonparallel_running: set[str] = set()
+        self._explored: dict[str, dict[str, StepResult]] = {}
+        """Type explorer results of objects not prepared yet, run in the session of the
+        code they waited for (`_run_code_remote`)."""
 
     def refresh(self) -> None:
         """Read objects defined since the last call, and the requirement lists that may
@@ -208,8 +217,16 @@ class ObjectScheduler:
             ctx.log.log(VERBOSE, "Preparing object %s", obj.name)
             ctx.log.log(VERBOSE, "Running manifest and explorers for %s", obj.name)
         if ctx.batching:
+            explored = [o for o in objects if o.name in self._explored]
+            if explored:
+                results: dict[str, StepResult] = {}
+                for obj in explored:
+                    results.update(self._explored.pop(obj.name))
+                store_type_explorer_results(ctx, explored, results)
             async with ctx.job_limiter:
-                await run_type_explorers_batch(ctx, objects)
+                await run_type_explorers_batch(
+                    ctx, [o for o in objects if o.name not in self._explored and o not in explored]
+                )
 
         async def prepare_one(obj: CdistObject) -> None:
             async with ctx.job_limiter:
@@ -254,8 +271,7 @@ class ObjectScheduler:
 
             await gather_first_error(objects, generate_one)
             if ctx.batching and not dry_run:
-                async with ctx.job_limiter:
-                    await run_code_remote_batch(ctx, objects)
+                await self._run_code_remote(objects)
         finally:
             for obj in objects:
                 if obj.cdist_type.nonparallel:
@@ -270,6 +286,37 @@ class ObjectScheduler:
             self._done += 1
             if self._on_object_done is not None:
                 self._on_object_done(outcome)
+
+    async def _run_code_remote(self, objects: list[CdistObject]) -> None:
+        """The code-remote batch of ``objects``; the type explorers of the objects that
+        wait only for these run in the same session, after every code-remote succeeded
+        (when cdist would run them next).  Explorers only look, so results are dropped
+        if such an object gained another requirement meanwhile."""
+        ctx = self.ctx
+        then = None
+        if any(o.code_remote for o in objects):
+            names = {o.name for o in objects}
+            waiting = [
+                self._objects[n]
+                for n in self.graph.ready_once_done(names)
+                if n not in self._explored
+            ]
+            then = type_explorer_steps(ctx, waiting, wait_for=None) if waiting else None
+        async with ctx.job_limiter:
+            results = await run_code_remote_batch(ctx, objects, then)
+        if then is None:
+            return
+        self.refresh()  # what manifests defined meanwhile, as `_step` would see it next
+        names = {o.name for o in objects}
+        for obj in then.objects:
+            node = self.graph.node(obj.name)
+            keys = [f"{obj.name}\0{n}" for n in obj.cdist_type.explorers]
+            if (
+                node.phase is Phase.NEW
+                and all(r in names or self.graph.is_done(r) for r in node.require)
+                and all(k in results for k in keys)
+            ):
+                self._explored[obj.name] = {k: results[k] for k in keys}
 
     def _record_failure(self, exc: ObjectError) -> None:
         """Note on the failed object which step failed and its exit status."""

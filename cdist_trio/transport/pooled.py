@@ -41,9 +41,9 @@ class PooledRemote(Remote):
         env: Mapping[str, str] | None = None,
         check: bool = True,
     ) -> Completed:
-        pidfile = f"/tmp/.cdist-trio-{self._token}-{next(self._counter)}"
+        tag = f"cdist-trio-{self._token}-{next(self._counter)}"
         try:
-            result = await self._exec(tracked(remote_word(command, env), pidfile), stdin)
+            result = await self._exec(tracked(remote_word(command, env), tag), stdin)
         except BaseException as exc:
             # Cancelled (possibly inside an exception group from a child nursery) or
             # anything else that is not the transport failing: the command may still
@@ -51,7 +51,7 @@ class PooledRemote(Remote):
             # With no connection ever opened nothing can be running: skip the kill.
             if not isinstance(exc, TransportError) and self._sessions.connections_opened:
                 with trio.CancelScope(shield=True), trio.move_on_after(KILL_TIMEOUT):
-                    await self._exec(kill_tracked(pidfile), None)
+                    await self._exec(kill_tracked(tag), None)
             raise
         return checked(Completed(command, result.returncode, result.stdout, result.stderr), check)
 

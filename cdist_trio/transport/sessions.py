@@ -159,29 +159,37 @@ class PooledSessions(Generic[C]):
 # --- remote process tracking, so that cancellation reaches the target -----------------
 
 
-def tracked(command: str, pidfile: str) -> str:
-    """Wrap ``command`` so that its process group id lands in ``pidfile`` first.
+def tracked(command: str, tag: str) -> str:
+    """The login shell's command line for ``command``, findable by `kill_tracked`.
 
-    sshd will not signal a root session's command for us, so a cancelled command is
-    killed with `kill_tracked` over another session.  A kill that arrives before the
-    command started leaves a ``.cancel`` file, and the command then never runs.
+    ``command`` is one simple command, such as `command.remote_word`'s ``/bin/sh -c
+    '...'``.  The login shell waits for it (the final ``exit`` keeps the shell from
+    exec'ing it in its place), so the session's process group leader has ``tag`` in its
+    command line as long as anything of the command runs, and nothing is left to clean
+    up.  sshd will not signal a root session's command for us, so a cancelled command
+    is killed with `kill_tracked` over another session; a kill that arrives before the
+    session started leaves a ``.cancel`` file, and the command then never runs.
     """
-    quoted = shlex.quote(pidfile)
-    return (
-        f"echo $$ > {quoted}; "
-        f"if [ -e {quoted}.cancel ]; then rm -f {quoted} {quoted}.cancel; exit 130; fi; "
-        f"/bin/sh -c {shlex.quote(command)}; rc=$?; rm -f {quoted}; exit $rc"
-    )
+    cancel = shlex.quote(f"/tmp/.{tag}.cancel")
+    return f": {tag}; if [ -e {cancel} ]; then rm -f {cancel}; exit 130; fi; {command}; exit $?"
 
 
-def kill_tracked(pidfile: str) -> str:
-    """The command that kills a `tracked` command's process group (TERM, then KILL)."""
-    quoted = shlex.quote(pidfile)
+def kill_tracked(tag: str) -> str:
+    """The command that kills the process groups of the `tracked` command with ``tag``
+    (TERM, then KILL), found by their command lines."""
+    cancel = shlex.quote(f"/tmp/.{tag}.cancel")
     return (
-        f"touch {quoted}.cancel; pid=$(cat {quoted} 2>/dev/null); "
-        f'if [ -n "$pid" ]; then '
-        f'kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; '
-        f'i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; '
-        f'kill -KILL "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; '
-        f"rm -f {quoted} {quoted}.cancel; fi; true"
+        # `read` rather than grep: BusyBox grep -F misses text in NUL-separated files.
+        f"touch {cancel}; pids=; "
+        'for f in /proc/[0-9]*/cmdline; do l=; read -r l <"$f"; '
+        f"case $l in *{tag}*) "
+        'p=${f#/proc/}; p=${p%/cmdline}; [ "$p" = $$ ] || pids="$pids $p";; esac; '
+        "done 2>/dev/null; "
+        'if [ -n "$pids" ]; then '
+        'for p in $pids; do kill -TERM "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; done; '
+        "i=0; while [ $i -lt 20 ]; do alive=; "
+        'for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done; '
+        '[ -n "$alive" ] || break; sleep 0.1; i=$((i+1)); done; '
+        'for p in $pids; do kill -KILL "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; done; '
+        f"rm -f {cancel}; fi; true"
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cdist_trio.batch import Step, run_batch
+from cdist_trio.batch import Step, StepResult, may_source, new_marker, parse_results, run_batch
 from cdist_trio.errors import CommandError
 from cdist_trio.transport.local import LocalRemote
 
@@ -106,3 +106,70 @@ async def test_batch_split_stops_at_first_failure_across_chunks(
     result = await run_batch(remote, str(tmp_path / "r"), [], steps, stop_on_failure=True)
     assert result.failed() == "s60"
     assert len(result.results) == 61
+
+
+async def test_batch_sources_plain_scripts_and_runs_the_others(
+    remote: LocalRemote, tmp_path: Path
+) -> None:
+    """A sourced step sees what `/bin/sh -e script` would (set -e, its environment, no
+    batch variable) and runs in a subshell of the batch shell: no shell is started."""
+    plain = tmp_path / "plain"
+    plain.write_text('echo "v=$V e=${__cdist_trio_rc-unset}"\nfalse\necho not reached\n')
+    pid = tmp_path / "pid"
+    pid.write_text("echo $$\n")
+    steps = [
+        Step("plain", f"/bin/sh -e {plain}", {"V": "1"}, source=str(plain)),
+        Step("again", f"/bin/sh -e {plain}", {"V": "2"}, source=str(plain)),
+        Step("pid1", f"/bin/sh -e {pid}", source=str(pid)),
+        Step("pid2", f"/bin/sh -e {pid}", source=str(pid)),
+        Step("pid3", f"/bin/sh -e {pid}"),
+    ]
+    result = await run_batch(remote, str(tmp_path / "r"), [], steps, stop_on_failure=False)
+    assert result.results["plain"] == StepResult(1, b"v=1 e=unset\n", b"")
+    assert result.results["again"] == StepResult(1, b"v=2 e=unset\n", b"")
+    batch_shell = result.results["pid1"].stdout
+    assert result.results["pid2"].stdout == batch_shell
+    assert result.results["pid3"].stdout != batch_shell
+
+
+def test_may_source_refuses_scripts_that_could_tell() -> None:
+    assert may_source("/bin/sh", 'cat "$__object/parameter/x"\n')
+    for text in ('echo "$0"', "echo ${0##*/}", "tmp=/tmp/x.$$", "echo $PPID", "echo $-"):
+        assert not may_source("/bin/sh", text), text
+    assert not may_source("/bin/bash", "echo plain")
+
+
+def test_may_source_looks_only_where_the_shell_expands() -> None:
+    assert may_source("/bin/sh", 'awk \'$0 == "x" { print $2 }\' "$f"')
+    assert may_source("/bin/sh", 'echo "cost: \\$0"')
+    assert not may_source("/bin/sh", 'echo "it\'s $0"')
+    assert not may_source("/bin/sh", "echo 'a' $$ 'b'")
+    assert not may_source("/bin/sh", "cat <<EOF\nit's $0\nEOF\n")
+    assert not may_source("/bin/sh", "echo 'unterminated $0")
+
+
+async def test_batch_output_that_looks_like_a_marker_is_kept(
+    remote: LocalRemote, tmp_path: Path
+) -> None:
+    steps = [
+        Step("a", "printf 'cdist-trio-0 0\\n\\nno newline'"),
+        Step("b", "printf '\\n'; echo err >&2; printf 'half' >&2"),
+    ]
+    result = await run_batch(remote, str(tmp_path / "r"), [], steps, stop_on_failure=False)
+    assert result.results["a"] == StepResult(0, b"cdist-trio-0 0\n\nno newline", b"")
+    assert result.results["b"] == StepResult(0, b"\n", b"err\nhalf")
+
+
+def test_batch_results_stop_where_the_markers_stop() -> None:
+    steps = [Step("a", "x"), Step("b", "y")]
+    marker = new_marker()
+    stdout = f"one\n{marker} 0\npartial".encode()
+    stderr = f"noise before\n{marker}\n\n{marker}\nerr".encode()
+    result = parse_results(steps, marker, stdout, stderr)
+    assert result.results == {"a": StepResult(0, b"one", b"")}
+
+
+async def test_batch_that_dies_midway_is_an_error(remote: LocalRemote, tmp_path: Path) -> None:
+    steps = [Step("a", "echo a"), Step("b", "kill -9 $$"), Step("c", "echo c")]
+    with pytest.raises(CommandError):
+        await run_batch(remote, str(tmp_path / "r"), [], steps, stop_on_failure=False)

@@ -14,7 +14,7 @@ from benchmarks.measure import run_measured
 from benchmarks.report import format_table, ratio
 from benchmarks.scale import extrapolate
 from benchmarks.workloads import manifest_text, standard_workloads
-from cdist_trio.batch import Step, build_script, parse_results
+from cdist_trio.batch import Step, build_script, new_marker, parse_results
 
 
 def test_bench_manifest_has_half_directories_half_files() -> None:
@@ -52,11 +52,14 @@ def test_bench_fake_answers_a_batch_as_the_engine_parses_it() -> None:
     steps = [
         Step("os", "/bin/sh -e /var/lib/cdist/conf/explorer/os", {"__explorer": "x"}),
         Step("t", "/bin/sh -e /var/lib/cdist/conf/type/__file/explorer/type", {"a": "b c"}),
-        Step("s", "/bin/sh -e /var/lib/cdist/conf/type/__file/explorer/stat"),
+        Step("s", "/bin/sh -e /x", source="/var/lib/cdist/conf/type/__file/explorer/stat"),
         Step("code", "/bin/sh -e /var/lib/cdist/object/__file/x/.cdist-ab/code-remote"),
     ]
-    script = build_script("/var/lib/cdist", steps, stop_on_failure=True, prelude="true")
-    results = parse_results(steps, answer_batch(script)).results
+    marker = new_marker()
+    script = build_script(
+        "/var/lib/cdist", steps, stop_on_failure=True, marker=marker, prelude="true"
+    )
+    results = parse_results(steps, marker, *answer_batch(script)).results
     assert results["os"].stdout == b"debian\n"
     assert results["t"].stdout == b"none\n"
     assert results["s"].stdout == b""

@@ -6,6 +6,7 @@ cycles, unresolvable and invalid requirements, -j and nonparallel (spec §5.7–
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -335,3 +336,59 @@ def test_same_child_from_concurrent_type_manifests(scenario: Scenario) -> None:
     for name in parents:
         assert cache.lines(name, "autorequire") == ["__stdin/shared"]
         assert cache.read(name, "state") == "done\n"
+
+
+def remote_lines(text: str | None) -> list[str]:
+    return [line for line in (text or "").splitlines() if line.startswith("remote ")]
+
+
+def test_explorers_of_waiting_objects_see_the_code_they_waited_for(scenario: Scenario) -> None:
+    """Explorers of an object that waits for others run in the same session as their
+    code-remote, after it: they see its effect, and the run needs one session less."""
+    log = scenario.log
+    report = scenario.tmp / "report.json"
+    outcome = scenario.config(
+        f"""
+__step a --log {q(log)}
+__step b --log {q(log)}
+require="__step/a __step/b" __probe after --path {q(log)}
+__probe before --path {q(log)}
+""",
+        "-j",
+        "4",
+        "--report",
+        str(report),
+    ).ok()
+    cache = outcome.cache()
+    assert cache.read("__probe/before", "explorer/seen") == "missing\n"
+    assert remote_lines(cache.read("__probe/after", "explorer/seen")) == [
+        "remote __step/a",
+        "remote __step/b",
+    ]
+    statistics = json.loads(report.read_text())["hosts"][0]["statistics"]
+    # global explorers; explorers of __probe/before; code-remote of a and b followed by
+    # the explorers of __probe/after.  Without the fusion: one more.
+    assert statistics["sessions_opened"] == 3
+
+
+def test_explorers_wait_for_every_requirement_not_just_the_running_code(
+    scenario: Scenario,
+) -> None:
+    """p waits for a and b (two definitions merge their requirements); b waits for a.
+    a's code session must not carry p's explorers: b has not run yet."""
+    log = scenario.log
+    outcome = scenario.config(
+        f"""
+__step a --log {q(log)}
+require="__step/a" __probe p --path {q(log)}
+require="__step/a" __step b --log {q(log)}
+require="__step/b" __probe p --path {q(log)}
+""",
+        "-j",
+        "4",
+    ).ok()
+    cache = outcome.cache()
+    assert remote_lines(cache.read("__probe/p", "explorer/seen")) == [
+        "remote __step/a",
+        "remote __step/b",
+    ]
