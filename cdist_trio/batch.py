@@ -40,7 +40,9 @@ BATCH_SHELL = "/bin/sh"
 def may_source(remote_shell: str, text: str) -> bool:
     """Whether a script that cdist runs as ``<remote_shell> -e script`` behaves the same
     when the batch shell sources it in a subshell with ``set -e``."""
-    return remote_shell == BATCH_SHELL and not _SHELL_SPECIFIC.search(_expandable(text))
+    if remote_shell != BATCH_SHELL:
+        return False
+    return not _SHELL_SPECIFIC.search(text) or not _SHELL_SPECIFIC.search(_expandable(text))
 
 
 def _expandable(text: str) -> str:

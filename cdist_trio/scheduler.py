@@ -217,16 +217,19 @@ class ObjectScheduler:
             ctx.log.log(VERBOSE, "Preparing object %s", obj.name)
             ctx.log.log(VERBOSE, "Running manifest and explorers for %s", obj.name)
         if ctx.batching:
-            explored = [o for o in objects if o.name in self._explored]
+            results: dict[str, StepResult] = {}
+            explored, rest = [], []
+            for obj in objects:
+                found = self._explored.pop(obj.name, None)
+                if found is None:
+                    rest.append(obj)
+                else:
+                    explored.append(obj)
+                    results.update(found)
             if explored:
-                results: dict[str, StepResult] = {}
-                for obj in explored:
-                    results.update(self._explored.pop(obj.name))
                 store_type_explorer_results(ctx, explored, results)
             async with ctx.job_limiter:
-                await run_type_explorers_batch(
-                    ctx, [o for o in objects if o.name not in self._explored and o not in explored]
-                )
+                await run_type_explorers_batch(ctx, rest)
 
         async def prepare_one(obj: CdistObject) -> None:
             async with ctx.job_limiter:

@@ -6,7 +6,10 @@ argparse gives cdist's exact forms: unique-prefix abbreviations, ``--opt=value``
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+import threading
+from dataclasses import dataclass
 
 from ..errors import UserError
 from ..model.cdist_type import CdistType
@@ -45,33 +48,68 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(status)
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What a type's parser depends on."""
+
+    name: str
+    required: tuple[str, ...]
+    required_multiple: tuple[str, ...]
+    optional: tuple[str, ...]
+    optional_multiple: tuple[str, ...]
+    boolean: tuple[str, ...]
+    singleton: bool
+
+    @classmethod
+    def of(cls, cdist_type: CdistType) -> _Shape:
+        return cls(
+            cdist_type.name,
+            cdist_type.required,
+            cdist_type.required_multiple,
+            cdist_type.optional,
+            cdist_type.optional_multiple,
+            cdist_type.boolean,
+            cdist_type.singleton,
+        )
+
+
 def build_parser(cdist_type: CdistType, err: TextIO | None = None) -> argparse.ArgumentParser:
     """The parser for ``cdist_type``: no ``-h``; ``prog`` is the type name.
 
     Defaults are applied after parsing (see `parse_arguments`), because argparse's
     ``append`` would add user values to a default list instead of replacing it.
     """
-    parser = _Parser(prog=cdist_type.name, add_help=False, err=err)
+    return _build(_Shape.of(cdist_type), err)
+
+
+def _build(shape: _Shape, err: TextIO | None) -> _Parser:
+    parser = _Parser(prog=shape.name, add_help=False, err=err)
     try:
-        for name in cdist_type.required:
+        for name in shape.required:
             parser.add_argument(f"--{name}", dest=name, metavar=name.upper(), required=True)
-        for name in cdist_type.required_multiple:
+        for name in shape.required_multiple:
             parser.add_argument(
                 f"--{name}", dest=name, metavar=name.upper(), required=True, action="append"
             )
-        for name in cdist_type.optional:
+        for name in shape.optional:
             parser.add_argument(f"--{name}", dest=name, metavar=name.upper())
-        for name in cdist_type.optional_multiple:
+        for name in shape.optional_multiple:
             parser.add_argument(f"--{name}", dest=name, metavar=name.upper(), action="append")
-        for name in cdist_type.boolean:
+        for name in shape.boolean:
             parser.add_argument(f"--{name}", dest=name, action="store_const", const="")
     except argparse.ArgumentError as error:
-        raise UserError(
-            f"Invalid parameter definition of type {cdist_type.name}: {error}"
-        ) from None
-    if not cdist_type.singleton:
+        raise UserError(f"Invalid parameter definition of type {shape.name}: {error}") from None
+    if not shape.singleton:
         parser.add_argument(_OBJECT_ID, metavar="object_id", nargs=1)
     return parser
+
+
+_PARSER_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_parser(shape: _Shape) -> _Parser:
+    return _build(shape, None)
 
 
 def parse_arguments(
@@ -83,7 +121,15 @@ def parse_arguments(
     an optional's default is its file stripped, an optional_multiple's the stripped file
     split on newlines; a boolean given is ``""``.
     """
-    namespace = vars(build_parser(cdist_type, err).parse_args(argv))
+    parser = _cached_parser(_Shape.of(cdist_type))
+    # One parser per type definition, shared by every call (building one costs more
+    # than parsing); its message stream is the caller's, so one call at a time.
+    with _PARSER_LOCK:
+        parser._err = err
+        try:
+            namespace = vars(parser.parse_args(argv))
+        finally:
+            parser._err = None
     object_id_list = namespace.pop(_OBJECT_ID, None)
     object_id = object_id_list[0] if object_id_list else ""
     defaults = cdist_type.defaults

@@ -66,7 +66,7 @@ class CdistObject:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CdistObject):
             return NotImplemented
-        return self.path == other.path
+        return self is other or (self.name == other.name and self.path == other.path)
 
     def __hash__(self) -> int:
         return hash(self.path)
@@ -83,13 +83,14 @@ class CdistObject:
         Never `files/`: shipped types (`__file`, `__block`, ...) create it themselves with
         a plain `mkdir "$__object/files"` under `sh -e`, which fails if it exists.
         """
+        self.path.mkdir(parents=True, exist_ok=True)
         for directory in (
             self.parameter_path,
             self.explorer_path,
             self.stdout_path,
             self.stderr_path,
         ):
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(exist_ok=True)
 
     # --- parameters ------------------------------------------------------------------
 
