@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -555,15 +556,29 @@ def test_directory_generated_code_is_exact(drv: Driver) -> None:
         params={"parents": True, "owner": "it's", "group": "a b", "mode": "755\n\n"},
         execute=False,
     )
+    # a new directory gets its mode from mkdir -m (one process instead of two);
+    # with --parents a directory made meanwhile by someone else gets it from chmod
+    q = sq(dest)
     assert res.code_remote == "\n".join(
         [
-            f"mkdir -p {sq(dest)}",
-            f"chgrp 'a b' {sq(dest)}",
-            f"chown 'it'\\''s' {sq(dest)}",
-            f"chmod 0755 {sq(dest)}",
+            f"if [ -d {q} ]; then chmod 0755 {q}; else mkdir -p -m 0755 {q}; fi",
+            f"chgrp 'a b' {q}",
+            f"chown 'it'\\''s' {q}",
         ]
     )
     assert res.messages == ["create", "chgrp a b", "chown it's", "chmod 755"]
+    res = drv.run("__directory", dest, params={"mode": "1777"}, execute=False)
+    assert res.code_remote == f"mkdir -m 1777 {q}"
+    assert res.messages == ["create", "chmod 1777"]
+    res = drv.run("__directory", dest, params={"mode": "02775"}, execute=False)
+    assert res.code_remote == f"mkdir -m 2775 {q}"
+    # setuid/setgid bits and a chgrp/chown after them: chmod stays last, as
+    # chown may clear those bits on some systems
+    res = drv.run("__directory", dest, params={"mode": "2775", "group": "g"}, execute=False)
+    assert res.code_remote == f"mkdir {q}\nchgrp 'g' {q}\nchmod 2775 {q}"
+    assert res.messages == ["create", "chgrp g", "chmod 2775"]
+    res = drv.run("__directory", dest, params={"owner": "o"}, execute=False)
+    assert res.code_remote == f"mkdir {q}\nchown 'o' {q}"
     with pytest.raises(ScriptError, match="invalid mode '0o755'"):
         drv.run("__directory", dest, params={"mode": "0o755"}, execute=False)
 
@@ -626,6 +641,86 @@ def test_gencode_process_counts(tracer: TracingDriver) -> None:
     assert tracer.forks == {"gencode-local": 1, "gencode-remote": 0}
     tracer.run("__file", str(dest / "empty"), params={"mode": "0600"})
     assert tracer.forks == {"gencode-local": 0, "gencode-remote": 0}
+
+
+def exec_count(tmp: Path, code: str, umask: int) -> int:
+    """Programs that ``code`` starts (successful execve) when dash runs it under ``umask``."""
+    script = tmp / "code-under-strace"
+    script.write_text(code + "\n")
+    log = tmp / "execve.log"
+    trace = [str(STRACE), "-f", "-qq", "-e", "trace=execve", "-o", str(log)]
+    subprocess.run([*trace, "dash", "-e", str(script)], umask=umask, check=True)
+    lines = log.read_text().splitlines()
+    return sum(1 for line in lines if "execve(" in line and line.endswith("= 0")) - 1
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask022", "umask077"])
+def test_code_remote_process_counts(tracer: TracingDriver, umask: int) -> None:
+    dest = tracer.tmp / "srv" / "d0001"
+    params: dict[str, ParamValue] = {"parents": True, "mode": "0755"}
+    res = tracer.run("__directory", str(dest), params=params, execute=False)
+    # mkdir -p -m: one program (was mkdir -p + chmod)
+    assert exec_count(tracer.tmp, res.code_remote, umask) == 1
+    assert mode_of(dest) == 0o755
+    # the parent made on the way has the mode that plain mkdir -p gives it
+    assert mode_of(dest.parent) == 0o777 & ~umask
+    fparams: dict[str, ParamValue] = {"source": "-", "mode": "0644"}
+    res = tracer.run("__file", str(dest / "file"), params=fparams, stdin=b"x\n", execute=False)
+    assert res.code_local == ""
+    # printf is a builtin; chmod and mv -f.  The chmod stays: a default ACL on the
+    # directory would override a umask (test_modes_are_exact_under_a_default_acl)
+    assert exec_count(tracer.tmp, res.code_remote, umask) == 2
+    assert mode_of(dest / "file") == 0o644
+    assert (dest / "file").read_bytes() == b"x\n"
+
+
+def test_directory_made_meanwhile_still_gets_its_mode(drv: Driver) -> None:
+    # the directory did not exist when the explorers ran, but another object's
+    # mkdir -p made it before this code ran: mkdir -p -m would leave it as it is
+    dest = drv.tmp / "a" / "d"
+    params: dict[str, ParamValue] = {"parents": True, "mode": "0750", "group": str(os.getgid())}
+    res = drv.run("__directory", str(dest), params=params, execute=False)
+    dest.mkdir(parents=True)
+    dest.chmod(0o700)
+    code = drv.tmp / "code-meanwhile"
+    code.write_text(res.code_remote + "\n")
+    drv.sh(code, {})
+    assert mode_of(dest) == 0o750
+    dest.rmdir()
+    drv.sh(code, {})
+    assert mode_of(dest) == 0o750
+
+
+def set_default_acl(directory: Path, user: int, group: int, other: int) -> None:
+    """A minimal default ACL (``u::user,g::group,o::other``) on ``directory``."""
+    entries = ((0x01, user), (0x04, group), (0x20, other))  # USER_OBJ, GROUP_OBJ, OTHER
+    value = struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", tag, perm, 0xFFFFFFFF) for tag, perm in entries
+    )
+    try:
+        os.setxattr(directory, "system.posix_acl_default", value)
+    except (OSError, AttributeError) as exc:
+        pytest.skip(f"no POSIX ACLs here: {exc}")
+
+
+def test_modes_are_exact_under_a_default_acl(drv: Driver) -> None:
+    # Under a default ACL the umask is not used: a new file or directory gets the
+    # ACL's bits masked by the mode given to open(2)/mkdir(2) (0666 for a shell's
+    # ">").  So "( umask 133; ... > tmp )" would make a 0666 file here, while
+    # chmod makes it 0644; mkdir -m chmods the directory itself when needed.
+    for perms in ((7, 5, 0), (7, 7, 7)):
+        parent = drv.tmp / "acl-{}{}{}".format(*perms)
+        parent.mkdir()
+        set_default_acl(parent, *perms)
+        for mode in ("0755", "0711"):
+            d = parent / f"d{mode}"
+            drv.run("__directory", str(d), params={"mode": mode})
+            assert mode_of(d) == int(mode, 8)
+            drv.run("__directory", str(d / "p" / "q"), params={"mode": mode, "parents": True})
+            assert mode_of(d / "p" / "q") == int(mode, 8)
+        f = parent / "f"
+        drv.run("__file", str(f), params={"source": "-", "mode": "0644"}, stdin=b"x\n")
+        assert mode_of(f) == 0o644
 
 
 # --------------------------------------------------------------------------- __link
