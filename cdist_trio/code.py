@@ -92,7 +92,8 @@ async def run_code_remote_batch(
     ``then``: type explorers to run in the same session once every code-remote has
     succeeded (objects that wait for these); their results are returned.
     """
-    objects = [o for o in objects if o.code_remote]
+    codes = {o.name: o.code_remote for o in objects}
+    objects = [o for o in objects if codes[o.name]]
     if not objects:
         if then is not None:
             then.finish(sent=False)
@@ -107,7 +108,7 @@ async def run_code_remote_batch(
             _code_remote_command(ctx, o),
             stage_env.code_remote_env(ctx, o),
             f"{ctx.remote_object_dir(o.relative_path)}/code-remote"
-            if may_source(shell, o.code_remote)
+            if may_source(shell, codes[o.name])
             else None,
             stop=True,
         )

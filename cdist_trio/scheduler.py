@@ -297,7 +297,7 @@ class ObjectScheduler:
         if such an object gained another requirement meanwhile."""
         ctx = self.ctx
         then = None
-        if any(o.code_remote for o in objects):
+        if any(self.result.objects[o.name].has_code for o in objects):
             names = {o.name for o in objects}
             waiting = [
                 self._objects[n]
