@@ -225,10 +225,7 @@ async def run_batch(
             prelude=prelude if first else "",
         )
         results.update(part.results)
-        if len(part.results) < len(chunk):
-            break  # a stopping step failed (`_complete`)
-        last = chunk[-1]
-        if (stop_on_failure or last.stop) and part.results[last.key].returncode != 0:
+        if _stopped(part, chunk, stop_on_failure):
             break
     return BatchResult(results)
 
@@ -257,10 +254,13 @@ async def _run_chunk(
         if result.returncode == 0
         else None
     )
-    if parsed is None or not _complete(parsed, steps, stop_on_failure):
+    complete = parsed is not None and (
+        len(parsed.results) == len(steps) or _stopped(parsed, steps, stop_on_failure)
+    )
+    if parsed is None or not complete:
         detail = result.stderr.decode(errors="replace").strip()
-        if result.returncode == 0:
-            done = len(parsed.results) if parsed else 0
+        if parsed is not None:
+            done = len(parsed.results)
             detail = f"the target stopped after {done} of {len(steps)} step(s). {detail}".strip()
         raise CommandError(
             f"batch of {len(steps)} step(s) failed on the target with exit status "
@@ -273,11 +273,9 @@ async def _run_chunk(
     return parsed
 
 
-def _complete(parsed: BatchResult, steps: Sequence[Step], stop_on_failure: bool) -> bool:
-    """All steps ran, or the last one that ran failed and was meant to stop the batch."""
+def _stopped(parsed: BatchResult, steps: Sequence[Step], stop_on_failure: bool) -> bool:
+    """The last step that ran failed and was meant to stop the batch."""
     done = len(parsed.results)
-    if done == len(steps):
-        return True
     if done == 0:
         return False
     last = steps[done - 1]

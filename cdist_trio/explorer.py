@@ -178,18 +178,22 @@ class ExplorerSteps:
     objects: list[CdistObject]
     files: list[tuple[Path, str, int]]
     steps: list[Step]
-    sending: list[trio.Event]
-    """Set when the batch ends: it carried these types' explorers (`transferred_types`)."""
+    sending: dict[str, trio.Event]
+    """The types whose explorers this batch carries, and their `transferred_types`
+    events, set when the batch ends."""
     transferred_types: dict[str, trio.Event]
 
     def finish(self, *, sent: bool) -> None:
         """Release waiters; if the batch did not run, the types are not on the target."""
-        for event in self.sending:
+        for name, event in self.sending.items():
             if not sent:
-                for name, known in list(self.transferred_types.items()):
-                    if known is event:
-                        del self.transferred_types[name]
+                del self.transferred_types[name]
             event.set()
+
+
+def explorer_key(obj: CdistObject, explorer: str) -> str:
+    """The batch step (and result) key of one type explorer run of ``obj``."""
+    return f"{obj.name}\0{explorer}"
 
 
 def type_explorer_steps(
@@ -202,24 +206,24 @@ def type_explorer_steps(
     """
     chosen: list[CdistObject] = []
     files: list[tuple[Path, str, int]] = []
-    sending: list[trio.Event] = []
+    sending: dict[str, trio.Event] = {}
     for obj in objects:
         cdist_type = obj.cdist_type
         if not cdist_type.explorers:
             continue
         event = ctx.transferred_types.get(cdist_type.name)
         if event is None:
-            event = ctx.transferred_types[cdist_type.name] = trio.Event()
-            sending.append(event)
+            sending[cdist_type.name] = ctx.transferred_types[cdist_type.name] = trio.Event()
             ctx.log.log(15, "Running type explorers for <CdistType %s>", cdist_type.name)
             files.extend(
                 (cdist_type.explorer_dir / n, f"conf/type/{cdist_type.name}/explorer/{n}", 0o700)
                 for n in cdist_type.explorers
             )
-        elif not event.is_set() and event not in sending:
+        elif not event.is_set() and cdist_type.name not in sending:
             if wait_for is None:
                 continue
-            wait_for.append(event)
+            if event not in wait_for:
+                wait_for.append(event)
         chosen.append(obj)
     if not chosen:
         return None
@@ -235,7 +239,7 @@ def type_explorer_steps(
         remote_dir = ctx.remote_type_explorer_dir(cdist_type.name)
         steps.extend(
             Step(
-                f"{obj.name}\0{n}",
+                explorer_key(obj, n),
                 _type_explorer_command(ctx, obj, n),
                 env,
                 _sourced(ctx, cdist_type.explorer_dir / n, f"{remote_dir}/{n}"),
@@ -253,11 +257,11 @@ def store_type_explorer_results(
     objects = [o for o in objects if o.cdist_type.explorers]
     for obj in objects:
         for name in obj.cdist_type.explorers:
-            _explorer_stderr(ctx, results[f"{obj.name}\0{name}"].stderr)
+            _explorer_stderr(ctx, results[explorer_key(obj, name)].stderr)
     for obj in objects:
         obj.explorer_path.mkdir(parents=True, exist_ok=True)
         for name in obj.cdist_type.explorers:
-            step_result = results[f"{obj.name}\0{name}"]
+            step_result = results[explorer_key(obj, name)]
             if step_result.returncode != 0:
                 raise _type_explorer_error(ctx, obj, name, step_result.returncode)
             _store_explorer_output(obj, name, step_result.stdout)

@@ -17,6 +17,7 @@ from .code import generate_code, run_code, run_code_local, run_code_remote_batch
 from .context import HostContext
 from .errors import CdistError, DependencyError, ObjectError
 from .explorer import (
+    explorer_key,
     run_type_explorers,
     run_type_explorers_batch,
     store_type_explorer_results,
@@ -297,8 +298,8 @@ class ObjectScheduler:
         if such an object gained another requirement meanwhile."""
         ctx = self.ctx
         then = None
+        names = {o.name for o in objects}
         if any(self.result.objects[o.name].has_code for o in objects):
-            names = {o.name for o in objects}
             waiting = [
                 self._objects[n]
                 for n in self.graph.ready_once_done(names)
@@ -310,15 +311,10 @@ class ObjectScheduler:
         if then is None:
             return
         self.refresh()  # what manifests defined meanwhile, as `_step` would see it next
-        names = {o.name for o in objects}
+        still_waiting = set(self.graph.ready_once_done(names))
         for obj in then.objects:
-            node = self.graph.node(obj.name)
-            keys = [f"{obj.name}\0{n}" for n in obj.cdist_type.explorers]
-            if (
-                node.phase is Phase.NEW
-                and all(r in names or self.graph.is_done(r) for r in node.require)
-                and all(k in results for k in keys)
-            ):
+            keys = [explorer_key(obj, n) for n in obj.cdist_type.explorers]
+            if obj.name in still_waiting and all(k in results for k in keys):
                 self._explored[obj.name] = {k: results[k] for k in keys}
 
     def _record_failure(self, exc: ObjectError) -> None:

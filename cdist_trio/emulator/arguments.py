@@ -9,7 +9,6 @@ import argparse
 import functools
 import sys
 import threading
-from dataclasses import dataclass
 
 from ..errors import UserError
 from ..model.cdist_type import CdistType
@@ -48,58 +47,31 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(status)
 
 
-@dataclass(frozen=True)
-class _Shape:
-    """What a type's parser depends on."""
-
-    name: str
-    required: tuple[str, ...]
-    required_multiple: tuple[str, ...]
-    optional: tuple[str, ...]
-    optional_multiple: tuple[str, ...]
-    boolean: tuple[str, ...]
-    singleton: bool
-
-    @classmethod
-    def of(cls, cdist_type: CdistType) -> _Shape:
-        return cls(
-            cdist_type.name,
-            cdist_type.required,
-            cdist_type.required_multiple,
-            cdist_type.optional,
-            cdist_type.optional_multiple,
-            cdist_type.boolean,
-            cdist_type.singleton,
-        )
-
-
-def build_parser(cdist_type: CdistType, err: TextIO | None = None) -> argparse.ArgumentParser:
+def build_parser(cdist_type: CdistType, err: TextIO | None = None) -> _Parser:
     """The parser for ``cdist_type``: no ``-h``; ``prog`` is the type name.
 
     Defaults are applied after parsing (see `parse_arguments`), because argparse's
     ``append`` would add user values to a default list instead of replacing it.
     """
-    return _build(_Shape.of(cdist_type), err)
-
-
-def _build(shape: _Shape, err: TextIO | None) -> _Parser:
-    parser = _Parser(prog=shape.name, add_help=False, err=err)
+    parser = _Parser(prog=cdist_type.name, add_help=False, err=err)
     try:
-        for name in shape.required:
+        for name in cdist_type.required:
             parser.add_argument(f"--{name}", dest=name, metavar=name.upper(), required=True)
-        for name in shape.required_multiple:
+        for name in cdist_type.required_multiple:
             parser.add_argument(
                 f"--{name}", dest=name, metavar=name.upper(), required=True, action="append"
             )
-        for name in shape.optional:
+        for name in cdist_type.optional:
             parser.add_argument(f"--{name}", dest=name, metavar=name.upper())
-        for name in shape.optional_multiple:
+        for name in cdist_type.optional_multiple:
             parser.add_argument(f"--{name}", dest=name, metavar=name.upper(), action="append")
-        for name in shape.boolean:
+        for name in cdist_type.boolean:
             parser.add_argument(f"--{name}", dest=name, action="store_const", const="")
     except argparse.ArgumentError as error:
-        raise UserError(f"Invalid parameter definition of type {shape.name}: {error}") from None
-    if not shape.singleton:
+        raise UserError(
+            f"Invalid parameter definition of type {cdist_type.name}: {error}"
+        ) from None
+    if not cdist_type.singleton:
         parser.add_argument(_OBJECT_ID, metavar="object_id", nargs=1)
     return parser
 
@@ -108,8 +80,8 @@ _PARSER_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=512)
-def _cached_parser(shape: _Shape) -> _Parser:
-    return _build(shape, None)
+def _cached_parser(cdist_type: CdistType) -> _Parser:
+    return build_parser(cdist_type)
 
 
 def parse_arguments(
@@ -121,7 +93,7 @@ def parse_arguments(
     an optional's default is its file stripped, an optional_multiple's the stripped file
     split on newlines; a boolean given is ``""``.
     """
-    parser = _cached_parser(_Shape.of(cdist_type))
+    parser = _cached_parser(cdist_type)
     # One parser per type definition, shared by every call (building one costs more
     # than parsing); its message stream is the caller's, so one call at a time.
     with _PARSER_LOCK:
