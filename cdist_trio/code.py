@@ -14,7 +14,7 @@ from .explorer import ExplorerSteps
 from .manifest import object_error
 from .messages import message_files
 from .model.objects import CdistObject
-from .process import run_script, script_argv
+from .process import run_local_script
 
 
 async def generate_code(ctx: HostContext, obj: CdistObject) -> bool:
@@ -29,9 +29,9 @@ async def generate_code(ctx: HostContext, obj: CdistObject) -> bool:
             env = stage_env.gencode_env(ctx, obj)
             with message_files(ctx.workdir.messages, obj.name) as message_env:
                 env.update(message_env)
-                status, output = await run_script(
+                status, output = await run_local_script(
                     ctx,
-                    script_argv(ctx, script),
+                    script,
                     env,
                     stdout=None,
                     stderr=obj.stderr_path / f"gencode-{kind}",
@@ -67,12 +67,13 @@ async def run_code_local(ctx: HostContext, obj: CdistObject) -> None:
     if not obj.code_local:
         return
     path = obj.path / "code-local"
-    status, _ = await run_script(
+    status, _ = await run_local_script(
         ctx,
-        script_argv(ctx, path, allow_direct=False),
+        path,
         stage_env.code_local_env(ctx, obj),
         stdout=obj.stdout_path / "code-local",
         stderr=obj.stderr_path / "code-local",
+        allow_direct=False,
     )
     if status != 0:
         raise object_error(obj, f"{path}: code-local exited with status {status}")

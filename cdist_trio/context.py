@@ -11,6 +11,7 @@ import trio
 from .model.cdist_type import TypeRegistry
 from .model.objects import ObjectStore
 from .settings import Settings
+from .shellpool import ShellPool
 from .transport import local_process_limit
 from .transport.base import Remote
 from .workdir import WorkDir
@@ -49,6 +50,11 @@ class HostContext:
         default_factory=lambda: trio.CapacityLimiter(local_process_limit())
     )
     """Run-wide bound on local scripts at once (`TransportResources.local_processes`)."""
+    local_shells: ShellPool | None = None
+    """Run-wide shells that source local ``/bin/sh`` scripts (`process.run_local_script`)."""
+    pooled: dict[tuple[str, bool], bool | None] = field(default_factory=dict)
+    """Per local script: None if it needs its own process, else whether a pooled shell
+    sources it with ``set -e`` (`process.run_local_script`)."""
     type_locks: dict[str, trio.Lock] = field(default_factory=dict)
     env_cache: dict[str, dict[str, str]] = field(default_factory=dict)
     """Stage environments' fixed parts, built once per host (`env`)."""

@@ -248,6 +248,7 @@ async def configure_host(
                 remote_commands=remote_commands,
                 emulator_socket=emulator_socket,
                 local_limiter=resources.local_processes,
+                local_shells=resources.local_shells,
             )
             # Errors are kept, not raised, inside the relay's nursery: raised there they
             # would come out wrapped in an exception group.

@@ -16,6 +16,7 @@ from typing import IO
 
 import trio
 
+from . import shellpool
 from .context import HostContext
 from .transport._process import _kill_group
 
@@ -39,6 +40,61 @@ def _script_argv(ctx: HostContext, script: Path, *, allow_direct: bool) -> list[
         return [os.path.realpath(script)]
     ctx.log.debug("%s is NOT executable, running it with %s -e", script, ctx.settings.local_shell)
     return [*ctx.settings.local_shell.split(), "-e", str(script)]
+
+
+async def run_local_script(
+    ctx: HostContext,
+    script: Path,
+    env: Mapping[str, str],
+    *,
+    stdout: Path | None,
+    stderr: Path | None,
+    capture_stdout: bool = False,
+    allow_direct: bool = True,
+) -> tuple[int, bytes]:
+    """Run a local script as `run_script` would; a ``/bin/sh`` script that could not
+    tell the difference is sourced by a pooled shell instead of started as a process
+    of its own (`shellpool`)."""
+    settings = ctx.settings
+    pool = ctx.local_shells
+    inherit_stdout = not (capture_stdout or settings.quiet) and (
+        stdout is None or not settings.save_output_streams
+    )
+    errexit = _sourced_errexit(ctx, script, allow_direct)
+    if pool is None or inherit_stdout or errexit is None:
+        return await run_script(
+            ctx,
+            script_argv(ctx, script, allow_direct=allow_direct),
+            env,
+            stdout=stdout,
+            stderr=stderr,
+            capture_stdout=capture_stdout,
+        )
+
+    def sink(path: Path | None) -> Path | str | None:
+        if settings.quiet:
+            return shellpool.DEVNULL
+        if path is None or not settings.save_output_streams:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    out = shellpool.CAPTURE if capture_stdout else sink(stdout)
+    assert out is not None
+    async with ctx.local_limiter:
+        return await pool.run(script, env, errexit=errexit, stdout=out, stderr=sink(stderr))
+
+
+def _sourced_errexit(ctx: HostContext, script: Path, allow_direct: bool) -> bool | None:
+    """`shellpool.sourced_errexit`, decided once per host and script."""
+    key = (str(script), allow_direct)
+    if key not in ctx.pooled:
+        ctx.pooled[key] = shellpool.sourced_errexit(
+            script,
+            local_shell=ctx.settings.local_shell,
+            executable=allow_direct and os.access(script, os.X_OK),
+        )
+    return ctx.pooled[key]
 
 
 async def run_script(

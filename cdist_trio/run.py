@@ -34,6 +34,7 @@ from .hosts import HostSpec
 from .log import VERBOSE
 from .report import HostReport, HostStatus, RunReport, write_error_reports
 from .settings import Settings
+from .shellpool import ShellPool, pool_shell_available
 from .transport import TransportResources
 from .workdir import host_dir_name
 
@@ -128,7 +129,7 @@ async def run_config(
         with watcher:
             await watch_transports(runs, emit)
 
-    resources = TransportResources()
+    resources = TransportResources(local_shells=ShellPool() if pool_shell_available() else None)
     try:
         with control._scope:
             async with trio.open_nursery() as nursery:
@@ -144,6 +145,8 @@ async def run_config(
         raise
     finally:
         resources.close()
+        if resources.local_shells is not None:
+            await resources.local_shells.aclose()
 
     report = RunReport(
         hosts=tuple(reports[i] for i in range(len(hosts))),

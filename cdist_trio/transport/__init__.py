@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -21,6 +22,9 @@ from .command import CommandRemote
 from .local import LocalRemote
 from .openssh import base_options, open_openssh_remote
 from .pool import SessionPool
+
+if TYPE_CHECKING:
+    from ..shellpool import ShellPool
 
 DEFAULT_CONNECT_LIMIT = 10
 
@@ -36,9 +40,16 @@ class TransportResources:
     """Run-wide state: ``connect_limiter``, ``local_processes`` and, on demand, the
     asyncio thread."""
 
-    def __init__(self, connect_limit: int = DEFAULT_CONNECT_LIMIT) -> None:
+    def __init__(
+        self,
+        connect_limit: int = DEFAULT_CONNECT_LIMIT,
+        *,
+        local_shells: ShellPool | None = None,
+    ) -> None:
         self.connect_limiter = trio.CapacityLimiter(connect_limit)
         self.local_processes = trio.CapacityLimiter(local_process_limit())
+        self.local_shells = local_shells
+        """Shells that source local scripts (`shellpool`), owned by the run."""
         self._aio: AsyncioThread | None = None
 
     def asyncio_thread(self) -> AsyncioThread:
