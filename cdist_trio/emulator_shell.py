@@ -15,9 +15,12 @@ The emulator itself runs here (`emulator.entry.main`), so files, messages and ex
 are the emulator's own.  What a process would have seen is reproduced: the arguments,
 the variables the emulator reads *as exported* (a plain ``require=x`` line does not reach
 a process, so it does not reach us either), stdin (none on a terminal, empty from
-``/dev/null``, else copied by one ``cat`` before the channel is taken, so a pipeline of
-type calls cannot deadlock), stdout, stderr and the exit status.  When the channel is
-gone, or for a type whose name is not a shell identifier, the PATH launcher is used.
+``/dev/null``; a pipe of the manifest shell itself, such as a here-document, is read by
+the engine through ``/proc/<pid>/fd/9`` while the call waits; anything else, such as
+the pipe of a pipeline element, is copied by one ``cat`` before the channel is taken,
+so a pipeline of type calls cannot deadlock), stdout, stderr and the exit status.  When
+the channel is gone, or for a type whose name is not a shell identifier, the PATH
+launcher is used.
 """
 
 from __future__ import annotations
@@ -152,6 +155,11 @@ _CALL_START = r"""    case $- in *x*) set +x; __cdist_trio_xt=1 ;; *) __cdist_tr
         __cdist_trio_in=0
     elif [ /dev/stdin -ef /dev/null ]; then
         __cdist_trio_in=1
+    elif [ -p /dev/stdin ] &&
+        { IFS=' ' read -r __cdist_trio_p __cdist_trio_x < /proc/self/stat; } 2>/dev/null &&
+        [ "$__cdist_trio_p" = "$$" ]; then
+        __cdist_trio_in=3
+        __cdist_trio_n=$$
     elif __cdist_trio_s= && __cdist_trio_take && { __cdist_trio_ask seq || :; } &&
         __cdist_trio_give && [ -n "$__cdist_trio_s" ] && __cdist_trio_n=$__cdist_trio_s &&
         cat > "$__cdist_trio_ch/in.$__cdist_trio_n" 2>/dev/null; then
@@ -167,8 +175,8 @@ _CALL_START = r"""    case $- in *x*) set +x; __cdist_trio_xt=1 ;; *) __cdist_tr
         return
     fi"""
 
-_CALL_END = r"""    if IFS=' ' read -r __cdist_trio_s __cdist_trio_o __cdist_trio_r \
-            < "$__cdist_trio_ch/resp"; then
+_CALL_END = r"""    if { IFS=' ' read -r __cdist_trio_s __cdist_trio_o __cdist_trio_r \
+            < "$__cdist_trio_ch/resp"; } 9<&0; then
         if [ "$__cdist_trio_o" = 1 ]; then __cdist_trio_print "$__cdist_trio_ch/out" || :; fi
         if [ "$__cdist_trio_r" = 1 ]; then __cdist_trio_print "$__cdist_trio_ch/err" >&2 || :; fi
         __cdist_trio_give
@@ -245,6 +253,13 @@ def _answer(channel: Path, request: _Request, types: TypeRegistry | None) -> byt
         path = channel / f"in.{request.stdin_number}"
         stdin = io.BytesIO(path.read_bytes())
         path.unlink()
+    elif request.stdin_mode == "3" and request.stdin_number.isdigit():
+        try:
+            stdin = io.BytesIO(_read_pipe(int(request.stdin_number)))
+        except OSError as exc:
+            error = f"ERROR: cdist-trio: cannot read the stdin of {request.argv[0]}: {exc}\n"
+            (channel / "err").write_text(error)
+            return b"1 0 1\n"
     else:
         stdin = NoStdin()
     status, out, err = emulate_captured(request.argv, request.environ, stdin, types)
@@ -254,6 +269,26 @@ def _answer(channel: Path, request: _Request, types: TypeRegistry | None) -> byt
             (channel / name).write_text(text, errors="surrogateescape")
         flags.append("1" if text else "0")
     return f"{status} {flags[0]} {flags[1]}\n".encode()
+
+
+#: While a call waits for its answer, its stdin is on this descriptor as well (stdin
+#: itself is the answer FIFO then: ``read`` reads only stdin).
+_STDIN_COPY = 9
+
+
+def _read_pipe(pid: int) -> bytes:
+    """All of the pipe that is stdin of the manifest shell ``pid`` (it waits for our
+    answer meanwhile).  Opened without blocking: a pipe whose writer already closed
+    would otherwise wait for a new writer."""
+    fd = os.open(f"/proc/{pid}/fd/{_STDIN_COPY}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        os.set_blocking(fd, True)
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 async def _serve(

@@ -95,9 +95,11 @@ async def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProc
 
 
 async def _in_shell(
-    site: EmulatorSite, shell: list[str], manifest: Path
+    site: EmulatorSite, shell: list[str], manifest: Path, path: str | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     env = _env(site, manifest)
+    if path is not None:
+        env["PATH"] = path
     types = [entry.name for entry in (site.global_path / "bin").iterdir()]
     async with open_shell_channel() as channel:
         argv = manifest_command(
@@ -197,6 +199,33 @@ async def test_in_shell_calls_start_no_process_without_stdin(tmp_path: Path) -> 
     assert marks.read_text().split() == ["__not-an-identifier"]
     assert site.object("__thing/a").exists()
     assert site.object("__not-an-identifier/x").exists()
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_here_documents_reach_the_engine_without_a_process(
+    tmp_path: Path, shell: list[str]
+) -> None:
+    """The engine reads a here-document straight from the manifest shell's stdin: with
+    no program on PATH (no ``cat`` to copy it), content beyond a pipe's buffer arrives
+    byte for byte, and the next call gets its own.  (bash writes a long here-document
+    to a temporary file, not a pipe: that one is still copied by ``cat``.)"""
+    lines = 10 if shell == ["bash"] else 4000
+    big = "".join(f"line {i} with some text 'quoted' \\ $ %s\n" for i in range(lines))
+    manifest = tmp_path / "manifest"
+    manifest.write_text(
+        f"__file /etc/big --source - <<'EOF'\n{big}EOF\n"
+        "__file /etc/small --source - <<EOF\nvalue $((6 * 7))\nEOF\n"
+        "__thing after --value x\n"
+    )
+    site = _site(tmp_path / "g")
+    shell_path = shutil.which(shell[0])
+    assert shell_path is not None
+    result = await _in_shell(site, [shell_path, *shell[1:]], manifest, path="/nonexistent")
+    assert result.returncode == 0, result.stderr
+    assert len(big) > (1 << 17 if lines > 10 else 0)
+    assert (site.object("__file/etc/big").path / "stdin").read_text() == big
+    assert (site.object("__file/etc/small").path / "stdin").read_text() == "value 42\n"
+    assert (site.object("__thing/after").path / "stdin").read_bytes() == b""
 
 
 async def test_a_closed_channel_falls_back_to_the_launchers(tmp_path: Path) -> None:
