@@ -15,10 +15,12 @@ The emulator itself runs here (`emulator.entry.main`), so files, messages and ex
 are the emulator's own.  What a process would have seen is reproduced: the arguments,
 the variables the emulator reads *as exported* (a plain ``require=x`` line does not reach
 a process, so it does not reach us either), stdin (none on a terminal, empty from
-``/dev/null``; a pipe of the manifest shell itself, such as a here-document, is read by
-the engine through ``/proc/<pid>/fd/9`` while the call waits; anything else, such as
-the pipe of a pipeline element, is copied by one ``cat`` before the channel is taken,
-so a pipeline of type calls cannot deadlock), stdout, stderr and the exit status.  When
+``/dev/null``; a pipe, such as a here-document or the output of a pipeline's left side,
+is read by the engine through ``/proc/<pid>/fd/9`` while the call waits; when a
+pipeline's writer is not done yet, which may be a type call itself, the engine keeps
+what it read and the caller copies the rest with one ``cat`` outside the channel, so a
+pipeline of type calls cannot deadlock; anything else is copied by one ``cat`` before
+the channel is taken), stdout, stderr and the exit status.  When
 the channel is gone, or for a type whose name is not a shell identifier, the PATH
 launcher is used.
 """
@@ -97,14 +99,11 @@ def prelude(channel: Path, launchers: Path, types: Iterable[str], exported: Sequ
         f"__cdist_trio_ch={shlex.quote(str(channel))}",
         f"__cdist_trio_bin={shlex.quote(str(launchers))}",
         _HELPERS,
-        "__cdist_trio_call() {",
-        _CALL_START,
     ]
     unknown = [name for name in EMULATOR_VARIABLES if name not in exported]
-    if unknown:
-        lines.append("    __cdist_trio_e=")
-        setness = "".join(f"${{{name}+1}}" for name in unknown)
-        lines.append(f'    if [ -n "{setness}" ]; then __cdist_trio_e=$(export -p); fi')
+    # The request and the wait for its answer: one function, so a call whose stdin the
+    # engine reads has it on fd 9 before the engine can see the request.
+    lines.append("__cdist_trio_req() {")
     lines.append("    {")
     lines.append('        printf \'%s\\0\' v2 "$__cdist_trio_in" "$__cdist_trio_n" "$#" "$@"')
     for name in EMULATOR_VARIABLES:
@@ -115,7 +114,16 @@ def prelude(channel: Path, launchers: Path, types: Iterable[str], exported: Sequ
             f"        if {test}; then printf '1\\0%s\\0' \"${name}\"; else printf '0\\0\\0'; fi"
         )
     lines.append("        printf 'END\\0'")
-    lines.append('    } > "$__cdist_trio_ch/req"')
+    lines.append('    } > "$__cdist_trio_ch/req" &&')
+    lines.append("        IFS=' ' read -r __cdist_trio_s __cdist_trio_o __cdist_trio_r \\")
+    lines.append('            < "$__cdist_trio_ch/resp"')
+    lines.append("}")
+    lines.append("__cdist_trio_call() {")
+    lines.append(_CALL_START)
+    if unknown:
+        lines.append("    __cdist_trio_e=")
+        setness = "".join(f"${{{name}+1}}" for name in unknown)
+        lines.append(f'    if [ -n "{setness}" ]; then __cdist_trio_e=$(export -p); fi')
     lines.append(_CALL_END)
     lines.append("}")
     for name in sorted(types):
@@ -156,10 +164,10 @@ _CALL_START = r"""    case $- in *x*) set +x; __cdist_trio_xt=1 ;; *) __cdist_tr
     elif [ /dev/stdin -ef /dev/null ]; then
         __cdist_trio_in=1
     elif [ -p /dev/stdin ] &&
-        { IFS=' ' read -r __cdist_trio_p __cdist_trio_x < /proc/self/stat; } 2>/dev/null &&
-        [ "$__cdist_trio_p" = "$$" ]; then
-        __cdist_trio_in=3
-        __cdist_trio_n=$$
+        { IFS=' ' read -r __cdist_trio_p __cdist_trio_x < /proc/self/stat; } 2>/dev/null; then
+        __cdist_trio_in=4
+        if [ "$__cdist_trio_p" = "$$" ]; then __cdist_trio_in=3; fi
+        __cdist_trio_n=$__cdist_trio_p
     elif __cdist_trio_s= && __cdist_trio_take && { __cdist_trio_ask seq || :; } &&
         __cdist_trio_give && [ -n "$__cdist_trio_s" ] && __cdist_trio_n=$__cdist_trio_s &&
         cat > "$__cdist_trio_ch/in.$__cdist_trio_n" 2>/dev/null; then
@@ -175,8 +183,25 @@ _CALL_START = r"""    case $- in *x*) set +x; __cdist_trio_xt=1 ;; *) __cdist_tr
         return
     fi"""
 
-_CALL_END = r"""    if { IFS=' ' read -r __cdist_trio_s __cdist_trio_o __cdist_trio_r \
-            < "$__cdist_trio_ch/resp"; } 9<&0; then
+_CALL_END = r"""    __cdist_trio_ok=
+    case $__cdist_trio_in in
+        3|4) { __cdist_trio_req "$@" && __cdist_trio_ok=1; } 9<&0 ;;
+        *) if __cdist_trio_req "$@"; then __cdist_trio_ok=1; fi ;;
+    esac
+    if [ -n "$__cdist_trio_ok" ] && [ "$__cdist_trio_s" = P ]; then
+        # The pipe's writer was still at work: the engine keeps what it read, and the
+        # rest is copied outside the channel, which the writer may need.
+        __cdist_trio_give
+        __cdist_trio_ok= __cdist_trio_s=
+        __cdist_trio_in=5
+        if __cdist_trio_take && { __cdist_trio_ask seq || :; } && __cdist_trio_give &&
+            [ -n "$__cdist_trio_s" ]; then
+            cat > "$__cdist_trio_ch/in.$__cdist_trio_s" 2>/dev/null || :
+        fi
+        __cdist_trio_n=$__cdist_trio_s.$__cdist_trio_p
+        if __cdist_trio_take && __cdist_trio_req "$@"; then __cdist_trio_ok=1; fi
+    fi
+    if [ -n "$__cdist_trio_ok" ]; then
         if [ "$__cdist_trio_o" = 1 ]; then __cdist_trio_print "$__cdist_trio_ch/out" || :; fi
         if [ "$__cdist_trio_r" = 1 ]; then __cdist_trio_print "$__cdist_trio_ch/err" >&2 || :; fi
         __cdist_trio_give
@@ -244,22 +269,35 @@ class _Parser:
         return _Request(text[1], text[2], argv, environ)
 
 
-def _answer(channel: Path, request: _Request, types: TypeRegistry | None) -> bytes:
-    """Run one call; write its output files; return the ``resp`` line."""
+def _answer(
+    channel: Path, request: _Request, types: TypeRegistry | None, pending: dict[str, bytes]
+) -> bytes:
+    """Run one call; write its output files; return the ``resp`` line.
+
+    ``pending``: what was read of pipeline callers' stdin whose writer was not done
+    (by caller pid); such a caller is answered ``P`` and comes back with the rest.
+    """
     stdin: io.BytesIO
-    if request.stdin_mode == "1":
+    mode, number = request.stdin_mode, request.stdin_number
+    if mode == "1":
         stdin = io.BytesIO(b"")
-    elif request.stdin_mode == "2" and request.stdin_number.isdigit():
-        path = channel / f"in.{request.stdin_number}"
-        stdin = io.BytesIO(path.read_bytes())
-        path.unlink()
-    elif request.stdin_mode == "3" and request.stdin_number.isdigit():
+    elif mode == "2" and number.isdigit():
+        stdin = io.BytesIO(_take_copy(channel, number))
+    elif mode in ("3", "4") and number.isdigit():
         try:
-            stdin = io.BytesIO(_read_pipe(int(request.stdin_number)))
+            data, complete = _read_pipe(int(number), wait=mode == "3")
         except OSError as exc:
             error = f"ERROR: cdist-trio: cannot read the stdin of {request.argv[0]}: {exc}\n"
             (channel / "err").write_text(error)
             return b"1 0 1\n"
+        if not complete:
+            pending[number] = data
+            return b"P 0 0\n"
+        stdin = io.BytesIO(data)
+    elif mode == "5":
+        copied, _, pid = number.partition(".")
+        rest = _take_copy(channel, copied) if copied.isdigit() else b""
+        stdin = io.BytesIO(pending.pop(pid, b"") + rest)
     else:
         stdin = NoStdin()
     status, out, err = emulate_captured(request.argv, request.environ, stdin, types)
@@ -276,17 +314,34 @@ def _answer(channel: Path, request: _Request, types: TypeRegistry | None) -> byt
 _STDIN_COPY = 9
 
 
-def _read_pipe(pid: int) -> bytes:
-    """All of the pipe that is stdin of the manifest shell ``pid`` (it waits for our
-    answer meanwhile).  Opened without blocking: a pipe whose writer already closed
-    would otherwise wait for a new writer."""
+def _take_copy(channel: Path, number: str) -> bytes:
+    """The stdin a caller copied with ``cat`` (removed once read)."""
+    path = channel / f"in.{number}"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _read_pipe(pid: int, *, wait: bool) -> tuple[bytes, bool]:
+    """What the pipe that is stdin of the waiting caller ``pid`` holds, and whether that
+    is all of it (its writers are done).  ``wait``: read to the end (the manifest shell
+    itself, whose stdin no type call writes); else only what is there now.  Opened
+    without blocking: a pipe whose writer already closed would wait for a new one."""
     fd = os.open(f"/proc/{pid}/fd/{_STDIN_COPY}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        os.set_blocking(fd, True)
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
+        os.set_blocking(fd, wait)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                return b"".join(chunks), False
+            if not chunk:
+                return b"".join(chunks), True
             chunks.append(chunk)
-        return b"".join(chunks)
     finally:
         os.close(fd)
 
@@ -298,6 +353,7 @@ async def _serve(
     types: TypeRegistry | None,
 ) -> None:
     parser = _Parser()
+    pending: dict[str, bytes] = {}
     number = 0
     while data := await requests.receive_some():
         for request in parser.feed(data):
@@ -305,7 +361,7 @@ async def _serve(
                 number += 1
                 await answers.send_all(f"{number} 0 0\n".encode())
             else:
-                answer = await trio.to_thread.run_sync(_answer, channel, request, types)
+                answer = await trio.to_thread.run_sync(_answer, channel, request, types, pending)
                 await answers.send_all(answer)
 
 

@@ -53,6 +53,8 @@ __thing bg-1 --value x &
 __thing bg-2 --value x &
 wait
 __thing pipe-left --value x | __file /etc/pipe-right --source -
+{ printf 'first\n'; __thing pipe-mid --value x; printf 'second\n'; } |
+    __file /etc/pipe-mixed --source -
 __single --flag
 if ! __thing bad-one --value 1 --bogus x; then echo "bad call failed with the emulator's status"; fi
 __thing plain --value 2 || echo "conflict reported: $?"
@@ -162,6 +164,10 @@ async def test_in_shell_calls_leave_what_the_emulator_process_leaves(
     assert (fast_site.object("__file/etc/piped").path / "stdin").read_bytes() == b"no newline"
     heredoc = fast_site.object("__file/etc/heredoc").path / "stdin"
     assert heredoc.read_bytes() == b"line one\nline two\n"
+    # The writer needs the channel between its two lines: it may still be writing
+    # when the call arrives, and nothing is lost or stuck either way.
+    mixed = fast_site.object("__file/etc/pipe-mixed").path / "stdin"
+    assert mixed.read_bytes() == b"first\nsecond\n"
     # stdin of /dev/null is saved as an empty file, as the process saves it
     assert (fast_site.object("__thing/plain").path / "stdin").read_bytes() == b""
     spaced = fast_site.object("__thing/spaced").parameters()
@@ -269,3 +275,33 @@ def test_shell_argv_leaves_other_local_shells_alone(tmp_path: Path) -> None:
     script.write_text("true\n")
     assert shell_argv(script, local_shell="/usr/bin/python3", executable=False) is None
     assert shell_argv(script, local_shell="/bin/dash", executable=False) == ["/bin/dash", "-e"]
+
+
+def test_a_pipe_whose_writer_is_not_done_is_read_as_far_as_it_goes() -> None:
+    """The engine's side of a pipeline call: what is there now, and whether it is all."""
+    from cdist_trio.emulator_shell import _STDIN_COPY, _read_pipe
+
+    reader, writer = os.pipe()
+    saved = os.dup(_STDIN_COPY) if _fd_open(_STDIN_COPY) else None
+    os.dup2(reader, _STDIN_COPY)
+    try:
+        os.write(writer, b"first\n")
+        assert _read_pipe(os.getpid(), wait=False) == (b"first\n", False)
+        os.write(writer, b"second\n")
+        os.close(writer)
+        assert _read_pipe(os.getpid(), wait=False) == (b"second\n", True)
+    finally:
+        os.close(reader)
+        if saved is None:
+            os.close(_STDIN_COPY)
+        else:
+            os.dup2(saved, _STDIN_COPY)
+            os.close(saved)
+
+
+def _fd_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
