@@ -310,6 +310,34 @@ def test_file_inline_content_of_any_size_is_byte_exact(drv: Driver) -> None:
         assert res.code_remote.count("printf '") == (size + 255) // 256
 
 
+@pytest.mark.parametrize(
+    ("content", "as_text"),
+    [
+        (b"plain line\n", True),
+        (b"no newline at the end", True),
+        (b"\n\n\ntrailing and leading newlines\n\n", True),
+        (b"it's \"quoted\" $HOME `cmd` \\n \\ 'x'\t\n  indented\n", True),
+        (b"".join(bytes([c]) for c in range(32, 127)) + b"\n", True),
+        (b"x" * 1024, True),
+        (b"x" * 1025, False),  # above 1 KiB: octal escapes by awk
+        (b"crlf\r\n", False),
+        (b"nul\0byte\n", False),
+        ("caf\u00e9\n".encode(), False),
+    ],
+)
+def test_file_short_text_travels_as_it_is(drv: Driver, content: bytes, as_text: bool) -> None:
+    """Short ASCII text is written with one printf of the text itself (no od); any
+    other content with octal escapes.  Both are byte-exact."""
+    dest = drv.tmp / "text"
+    src = drv.tmp / "text-src"
+    src.write_bytes(content)
+    res = drv.run("__file", str(dest), params={"source": str(src)})
+    assert dest.read_bytes() == content
+    assert res.code_local == ""
+    assert ("printf %s '" in res.code_remote) is as_text
+    assert ("printf '\\" in res.code_remote) is not as_text
+
+
 def test_file_large_content_uses_remote_copy(drv: Driver) -> None:
     dest = drv.tmp / "big"
     src = drv.tmp / "big-src"
@@ -633,8 +661,11 @@ def test_gencode_process_counts(tracer: TracingDriver) -> None:
         assert tracer.forks == {"gencode-remote": 0}
     fparams: dict[str, ParamValue] = {"source": "-", "mode": "0644"}
     # new content: wc -c (and mkdir $__object/files, which this driver has made
-    # already); od piped into a shell function for the small inline copy
+    # already); short text is copied inline without od
     tracer.run("__file", str(dest / "file"), params=fparams, stdin=b"content\n")
+    assert tracer.forks == {"gencode-local": 1, "gencode-remote": 0}
+    # other content: od piped into a shell function
+    tracer.run("__file", str(dest / "binary"), params=fparams, stdin=b"\x01\n")
     assert tracer.forks == {"gencode-local": 1, "gencode-remote": 2}
     # same content: one cksum
     tracer.run("__file", str(dest / "file"), params=fparams, stdin=b"content\n")
