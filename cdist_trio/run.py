@@ -32,6 +32,7 @@ from .events import (
 from .host import HostRun, configure_host
 from .hosts import HostSpec
 from .log import VERBOSE
+from .process import LOCAL_UMASK
 from .report import HostReport, HostStatus, RunReport, write_error_reports
 from .settings import Settings
 from .shellpool import ShellPool, pool_shell_available
@@ -129,7 +130,8 @@ async def run_config(
         with watcher:
             await watch_transports(runs, emit)
 
-    resources = TransportResources(local_shells=ShellPool() if pool_shell_available() else None)
+    shells = ShellPool(umask=LOCAL_UMASK) if pool_shell_available() else None
+    resources = TransportResources(local_shells=shells)
     try:
         with control._scope:
             async with trio.open_nursery() as nursery:

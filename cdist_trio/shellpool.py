@@ -42,8 +42,6 @@ import trio
 
 from .batch import BATCH_SHELL, may_source
 
-#: What the engine sets as every local script's umask (`process.LOCAL_UMASK`).
-_LOCAL_UMASK = 0o077
 #: Names dash exports with its own value when they are in its environment.
 _SHELL_OWNED = frozenset({"IFS", "OPTIND", "PPID", "PWD"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -161,7 +159,9 @@ class ShellPool:
     starts a shell whenever none is idle, so it never holds more shells than that bound.
     """
 
-    def __init__(self, base_env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, *, umask: int, base_env: Mapping[str, str] | None = None) -> None:
+        """``umask``: every local script's (`process.LOCAL_UMASK`)."""
+        self._umask = umask
         environ = os.environ if base_env is None else base_env
         # dash keeps an inherited PWD that names the working directory (a path through
         # a symlink): the same one an exec'd script would inherit.
@@ -194,7 +194,7 @@ class ShellPool:
             result = await shell.call(text)
             reusable = True
             return result
-        except ShellGone:
+        except ShellGone:  # reported like a script killed by a signal
             return 255, b""
         finally:
             if reusable and not self._closed:
@@ -212,7 +212,7 @@ class ShellPool:
             stdout=subprocess.PIPE,
             env=self._env,
             start_new_session=True,
-            umask=_LOCAL_UMASK,
+            umask=self._umask,
         )
         shell = _Shell(process)
         self._all.add(shell)

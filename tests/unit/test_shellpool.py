@@ -17,7 +17,7 @@ from cdist_trio import shellpool
 from cdist_trio.context import HostContext, Target
 from cdist_trio.model.cdist_type import TypeRegistry
 from cdist_trio.model.objects import ObjectStore
-from cdist_trio.process import run_local_script
+from cdist_trio.process import LOCAL_UMASK, run_local_script
 from cdist_trio.settings import Settings
 from cdist_trio.shellpool import ShellPool, sourced_errexit
 from cdist_trio.transport.local import LocalRemote
@@ -209,7 +209,7 @@ async def test_cancelling_a_call_kills_what_the_script_started(tmp_path: Path) -
 
 async def test_the_pool_ends_its_shells_when_closed(tmp_path: Path) -> None:
     script = _script(tmp_path, "s", "#!/bin/sh -e\necho hi\n")
-    pool = ShellPool()
+    pool = ShellPool(umask=LOCAL_UMASK)
     await pool.run(script, {}, errexit=True)
     (shell,) = pool._all
     await pool.aclose()
@@ -249,7 +249,7 @@ def _pool() -> _ClosingPool:
 
 @dataclasses.dataclass
 class _ClosingPool:
-    pool: ShellPool = dataclasses.field(default_factory=ShellPool)
+    pool: ShellPool = dataclasses.field(default_factory=lambda: ShellPool(umask=LOCAL_UMASK))
 
     async def __aenter__(self) -> ShellPool:
         return self.pool
