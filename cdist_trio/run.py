@@ -8,13 +8,16 @@ interrupted.  Cancelling the caller cancels everything and propagates.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import trio
@@ -64,6 +67,35 @@ class RunControl:
         return self.reason is not None
 
 
+#: Collector thresholds while a run is on.  A run allocates many small containers that
+#: live as long as their host (paths, dicts, events); with Python's defaults (700, 10,
+#: 10) the collector took about 40% of the engine's CPU at 1,000 hosts (bench-scale:
+#: 4.9 -> 2.8 ms per object, 105 -> 74 s).  Nothing here relies on collecting cycles.
+RUN_GC_THRESHOLDS = (50_000, 50, 100)
+_gc_lock = threading.Lock()
+_gc_runs = 0
+_gc_saved: tuple[int, int, int] = gc.get_threshold()
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """`RUN_GC_THRESHOLDS` while at least one run of this process is on; the caller's
+    own thresholds before and after."""
+    global _gc_runs, _gc_saved
+    with _gc_lock:
+        if _gc_runs == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(*RUN_GC_THRESHOLDS)
+        _gc_runs += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_runs -= 1
+            if _gc_runs == 0:
+                gc.set_threshold(*_gc_saved)
+
+
 async def run_config(
     hosts: Sequence[HostSpec],
     settings: Settings,
@@ -75,8 +107,23 @@ async def run_config(
     """Configure every host; returns a report with one HostReport per host, in order.
 
     ``events`` receives the run's progress events (see `cdist_trio.events`);
-    ``report_values`` puts each object's parameter values in its report.
+    ``report_values`` puts each object's parameter values in its report.  While the
+    run is on, the garbage collector runs less often (`RUN_GC_THRESHOLDS`).
     """
+    with _fewer_collections():
+        return await _run_config(
+            hosts, settings, control=control, events=events, report_values=report_values
+        )
+
+
+async def _run_config(
+    hosts: Sequence[HostSpec],
+    settings: Settings,
+    *,
+    control: RunControl | None,
+    events: EventSink | None,
+    report_values: bool,
+) -> RunReport:
     control = control or RunControl()
     emit = Emitter(events)
     started = trio.current_time()

@@ -346,3 +346,39 @@ def test_a_run_allows_local_scripts_on_every_core_and_some_waiting() -> None:
     tokens = TransportResources().local_processes.total_tokens
     assert tokens >= 2 * (os.cpu_count() or 1)
     assert tokens >= 8
+
+
+async def test_runs_collect_less_and_give_the_thresholds_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """While any run is on, the collector uses the run's thresholds; overlapping runs
+    do not leave them behind when they end in another order than they started."""
+    import gc
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    seen: list[tuple[int, int, int]] = []
+    release = {name: trio.Event() for name in ("first", "second")}
+
+    async def fake_configure_host(spec: HostSpec, *args: object) -> HostReport:
+        seen.append(gc.get_threshold())
+        await release[spec.name].wait()
+        run = args[-1]
+        assert isinstance(run, HostRun)
+        return run.report(HostStatus.OK)
+
+    monkeypatch.setattr(cdist_trio.run, "configure_host", fake_configure_host)
+    before = gc.get_threshold()
+    gc.set_threshold(1234, 5, 6)
+    try:
+        async with trio.open_nursery() as nursery:
+            for name in release:
+                nursery.start_soon(run_config, _hosts(name), Settings())
+            await trio.testing.wait_all_tasks_blocked()
+            release["first"].set()  # the run that started first ends first
+            await trio.testing.wait_all_tasks_blocked()
+            assert gc.get_threshold() == cdist_trio.run.RUN_GC_THRESHOLDS
+            release["second"].set()
+        assert seen == [cdist_trio.run.RUN_GC_THRESHOLDS] * 2
+        assert gc.get_threshold() == (1234, 5, 6)
+    finally:
+        gc.set_threshold(*before)
