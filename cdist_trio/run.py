@@ -69,8 +69,9 @@ class RunControl:
 
 #: Collector thresholds while a run is on.  A run allocates many small containers that
 #: live as long as their host (paths, dicts, events); with Python's defaults (700, 10,
-#: 10) the collector took about 40% of the engine's CPU at 1,000 hosts (bench-scale:
-#: 4.9 -> 2.8 ms per object, 105 -> 74 s).  Nothing here relies on collecting cycles.
+#: 10) the collector cost about 12% of the engine's CPU at 1,000 hosts (bench-scale, runs
+#: back to back: 3.23 -> 2.85 ms per object, 79.7 -> 74.0 s).  Nothing here relies on
+#: collecting cycles.
 RUN_GC_THRESHOLDS = (50_000, 50, 100)
 _gc_lock = threading.Lock()
 _gc_runs = 0
