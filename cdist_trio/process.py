@@ -55,13 +55,11 @@ async def run_local_script(
     """Run a local script as `run_script` would; a ``/bin/sh`` script that could not
     tell the difference is sourced by a pooled shell instead of started as a process
     of its own (`shellpool`)."""
-    settings = ctx.settings
     pool = ctx.local_shells
-    inherit_stdout = not (capture_stdout or settings.quiet) and (
-        stdout is None or not settings.save_output_streams
-    )
+    out = shellpool.CAPTURE if capture_stdout else _sink(ctx, stdout)
     errexit = _sourced_errexit(ctx, script, allow_direct)
-    if pool is None or inherit_stdout or errexit is None:
+    # An inherited stdout (-S) cannot be handed to a pooled shell.
+    if pool is None or out is None or errexit is None:
         return await run_script(
             ctx,
             script_argv(ctx, script, allow_direct=allow_direct),
@@ -70,19 +68,21 @@ async def run_local_script(
             stderr=stderr,
             capture_stdout=capture_stdout,
         )
-
-    def sink(path: Path | None) -> Path | str | None:
-        if settings.quiet:
-            return shellpool.DEVNULL
-        if path is None or not settings.save_output_streams:
-            return None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
-    out = shellpool.CAPTURE if capture_stdout else sink(stdout)
-    assert out is not None
     async with ctx.local_limiter:
-        return await pool.run(script, env, errexit=errexit, stdout=out, stderr=sink(stderr))
+        return await pool.run(script, env, errexit=errexit, stdout=out, stderr=_sink(ctx, stderr))
+
+
+def _sink(ctx: HostContext, path: Path | None) -> Path | str | None:
+    """Where a local script's stream goes (spec §12): `shellpool.DEVNULL` with ``-q``,
+    None (inherited) with ``-S`` or no capture file, else the file to append to (its
+    directory made)."""
+    settings = ctx.settings
+    if settings.quiet:
+        return shellpool.DEVNULL
+    if path is None or not settings.save_output_streams:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _sourced_errexit(ctx: HostContext, script: Path, allow_direct: bool) -> bool | None:
@@ -107,16 +107,13 @@ async def run_script(
     capture_stdout: bool = False,
 ) -> tuple[int, bytes]:
     """Run ``argv`` locally; return its exit status and, if asked, its stdout."""
-    settings = ctx.settings
     with ExitStack() as stack:
 
         def sink(path: Path | None) -> IO[bytes] | int | None:
-            if settings.quiet:
-                return subprocess.DEVNULL
-            if path is None or not settings.save_output_streams:
-                return None
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return stack.enter_context(path.open("ab"))
+            target = _sink(ctx, path)
+            if not isinstance(target, Path):
+                return None if target is None else subprocess.DEVNULL
+            return stack.enter_context(target.open("ab"))
 
         run = partial(
             trio.run_process,

@@ -4,10 +4,11 @@ streams; nothing leaks from one call into the next; cancelling kills what they s
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import functools
 import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -243,16 +244,10 @@ async def test_code_local_and_quiet_runs_use_the_pool(
         assert err.read_text() == "err\n"
 
 
-def _pool() -> _ClosingPool:
-    return _ClosingPool()
-
-
-@dataclasses.dataclass
-class _ClosingPool:
-    pool: ShellPool = dataclasses.field(default_factory=lambda: ShellPool(umask=LOCAL_UMASK))
-
-    async def __aenter__(self) -> ShellPool:
-        return self.pool
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.pool.aclose()
+@contextlib.asynccontextmanager
+async def _pool() -> AsyncIterator[ShellPool]:
+    pool = ShellPool(umask=LOCAL_UMASK)
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
