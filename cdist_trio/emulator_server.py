@@ -41,7 +41,7 @@ def emulate_captured(
     status 1 with an ERROR line instead of taking the host down."""
     out, err = io.StringIO(), io.StringIO()
     try:
-        status = emulate(argv[0], argv[1:], environ, stdin, out, err, types)
+        status = emulate(argv[0], argv[1:], environ, stdin, out, err, types, in_engine=True)
     except Exception as exc:
         err.write(f"ERROR: cdist: emulator failed: {exc!r}\n")
         status = 1

@@ -7,18 +7,85 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 _numbers = itertools.count()
-# Message-out files of finished scripts, emptied, by scratch directory: creating and
-# deleting two files per script was the engine's main filesystem cost (ext4 scans for
-# recently deleted inodes on every create).
-_free_out: dict[Path, list[str]] = {}
 
 
-def _scratch(messages: Path) -> Path:
+@dataclass
+class _Snapshot:
+    path: str
+    size: int
+    users: int = 0
+
+
+class _Scratch:
+    """One host run's message files.  Creating a file costs an inode allocation (on ext4
+    without a journal, after deletes, a scan of the deleted inodes), so files are kept
+    and reused instead of created and deleted per script."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.free_out: list[str] = []
+        """Message-out files of finished scripts, emptied."""
+        self.snapshots: dict[int, _Snapshot] = {}
+        """Copies of the messages by size, while a script uses them or they are the latest."""
+        self.latest: _Snapshot | None = None
+        self.free_in: list[str] = []
+        """Copies no script uses any more, of messages that have grown since."""
+
+    def snapshot(self, messages: Path) -> _Snapshot:
+        """A copy of the messages so far, shared by every script that starts while they
+        are unchanged: the file only grows, so its size names its content."""
+        data = messages.read_bytes()
+        snapshot = self.snapshots.get(len(data))
+        if snapshot is None:
+            path = os.path.join(self.directory, f"in.{len(data)}")
+            self._write(path, data)
+            snapshot = self.snapshots[len(data)] = _Snapshot(path, len(data))
+            previous, self.latest = self.latest, snapshot
+            if previous is not None and not previous.users:
+                self._recycle(previous)
+        elif not os.path.exists(snapshot.path):  # a script removed it
+            self._write(snapshot.path, data)
+        snapshot.users += 1
+        return snapshot
+
+    def _write(self, path: str, data: bytes) -> None:
+        """``data`` into ``path``: a recycled file renamed, else a new one."""
+        while self.free_in:
+            try:
+                os.replace(self.free_in.pop(), path)
+            except FileNotFoundError:  # a script removed it
+                continue
+            with open(path, "r+b") as target:
+                target.write(data)
+                target.truncate()
+            return
+        with open(_create(self.directory, os.path.basename(path)), "wb") as target:
+            target.write(data)
+
+    def release(self, snapshot: _Snapshot) -> None:
+        snapshot.users -= 1
+        if not snapshot.users and snapshot is not self.latest:
+            self._recycle(snapshot)
+
+    def _recycle(self, snapshot: _Snapshot) -> None:
+        del self.snapshots[snapshot.size]
+        self.free_in.append(snapshot.path)
+
+
+_scratches: dict[Path, _Scratch] = {}
+
+
+def _scratch(messages: Path) -> _Scratch:
     """Next to ``$G`` (``messages`` is ``$G/messages``), never inside it."""
-    return messages.parent.parent / "message-files"
+    directory = messages.parent.parent / "message-files"
+    scratch = _scratches.get(directory)
+    if scratch is None:
+        scratch = _scratches[directory] = _Scratch(directory)
+    return scratch
 
 
 def _create(directory: Path, name: str) -> str:
@@ -33,24 +100,11 @@ def _create(directory: Path, name: str) -> str:
     raise FileNotFoundError(path)
 
 
-def _snapshot(messages: Path, scratch: Path) -> str:
-    """A copy of the messages so far, shared by every script that starts while they
-    are unchanged: the file only grows, so its size names its content."""
-    data = messages.read_bytes()
-    path = os.path.join(scratch, f"in.{len(data)}")
-    if not os.path.exists(path):
-        partial = _create(scratch, f"partial.{next(_numbers)}")
-        with open(partial, "wb") as target:
-            target.write(data)
-        os.replace(partial, path)
-    return path
-
-
 def remove_message_files(messages: Path) -> None:
     """Forget and delete one host run's message files (at the end of the run)."""
-    scratch = _scratch(messages)
-    _free_out.pop(scratch, None)
-    shutil.rmtree(scratch, ignore_errors=True)
+    directory = messages.parent.parent / "message-files"
+    _scratches.pop(directory, None)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextmanager
@@ -61,12 +115,13 @@ def message_files(messages: Path, prefix: str) -> Iterator[dict[str, str]]:
     script wrote is appended to ``messages`` as ``<prefix>:<line>`` in one write.
     """
     scratch = _scratch(messages)
-    path_in = _snapshot(messages, scratch)
-    free = _free_out.setdefault(scratch, [])
-    path_out = free.pop() if free else _create(scratch, f"out.{next(_numbers)}")
+    snapshot = scratch.snapshot(messages)
+    free = scratch.free_out
+    path_out = free.pop() if free else _create(scratch.directory, f"out.{next(_numbers)}")
     try:
-        yield {"__messages_in": path_in, "__messages_out": path_out}
+        yield {"__messages_in": snapshot.path, "__messages_out": path_out}
     finally:
+        scratch.release(snapshot)
         try:
             with open(path_out, "r+", errors="replace") as written:
                 lines = written.read().splitlines()

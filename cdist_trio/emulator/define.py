@@ -13,7 +13,7 @@ from ..errors import CdistError, InvalidRequirementError, ObjectConflictError
 from ..model.lines import append_lines, read_lines
 from ..model.objects import CdistObject, ObjectStore, ParameterValue
 from .environment import EmulatorEnv
-from .lock import lock_path, object_lock
+from .lock import in_process_lock, lock_path, object_lock
 from .log import EmulatorLog
 
 TYPE_CHECKING = False  # keep typing out of the emulator process (start-up time)
@@ -30,8 +30,13 @@ def define_object(
     params: Mapping[str, ParameterValue],
     stdin: BinaryIO,
     log: EmulatorLog,
+    *,
+    in_engine: bool = False,
 ) -> None:
     """Create or re-define ``cdist_object`` with ``params`` and record its relations.
+
+    ``in_engine``: the call is served by the engine, which serialises definitions of one
+    object in memory (`in_process_lock`) rather than with the lock file.
 
     The parent (``__object_name``) and the ``require`` entries are resolved before any
     file is touched, so a bad name leaves no half-defined object behind.
@@ -41,7 +46,7 @@ def define_object(
     path = lock_path(
         store.object_base, cdist_object.cdist_type.name, cdist_object.object_id, store.marker
     )
-    with object_lock(path):
+    with (in_process_lock if in_engine else object_lock)(path):
         order_dependency = update_order_dep_state(env)
         _store_parameters(env, cdist_object, params)
         append_lines(env.global_path / "typeorder", [cdist_object.name])

@@ -34,13 +34,16 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     types: TypeRegistry | None = None,
+    *,
+    in_engine: bool = False,
 ) -> int:
     """Run one type call, ``<type_name> [object_id] [--param value ...]``.
 
     Writes ``$G/object/...`` as cdist-spec §6 says and returns the exit code.  Errors
     other than `CdistError` and `OSError` are bugs and propagate with their traceback.
     ``types``, when it reads the same type base, saves loading the type again (the
-    engine passes its own registry).
+    engine passes its own registry).  ``in_engine``: the engine serves the call in its own
+    process (see `define_object`).
     """
     log = EmulatorLog.from_environ(environ, stdout, stderr)
     try:
@@ -51,7 +54,7 @@ def main(
         object_id, params = parse_arguments(cdist_type, list(argv), stderr)
         store = ObjectStore(env.object_base, env.marker, types)
         cdist_object = store.object(type_name, object_id)
-        define_object(env, store, cdist_object, params, stdin, log)
+        define_object(env, store, cdist_object, params, stdin, log, in_engine=in_engine)
     except UsageError as error:
         return error.status
     except CdistError as error:

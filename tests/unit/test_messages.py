@@ -57,3 +57,43 @@ def test_remove_message_files_leaves_nothing_beside_the_workdir(tmp_path: Path) 
     assert (tmp_path / "host" / "message-files").is_dir()
     remove_message_files(messages)
     assert sorted(p.name for p in (tmp_path / "host").iterdir()) == ["data"]
+
+
+def test_snapshots_no_script_uses_are_reused_for_later_messages(tmp_path: Path) -> None:
+    messages = _layout(tmp_path)
+    seen: list[tuple[str, str]] = []
+    for prefix in ("a", "b", "c", "d"):
+        with message_files(messages, prefix) as env:
+            path = env["__messages_in"]
+            seen.append((path, Path(path).read_text()))
+            Path(env["__messages_out"]).write_text(f"from {prefix}\n")
+    # every script saw exactly the messages written before it started
+    assert [text.splitlines()[-1] for _, text in seen] == [
+        "initialmanifest:hello",
+        "a:from a",
+        "b:from b",
+        "c:from c",
+    ]
+    assert all(text == seen[-1][1][: len(text)] for _, text in seen)
+    # at most two copies of the messages exist at any time here: the one in use and
+    # the one before it, recycled under the next name
+    scratch = tmp_path / "host" / "message-files"
+    assert len(list(scratch.glob("in.*"))) <= 2
+
+
+def test_a_snapshot_in_use_is_not_rewritten_and_a_removed_one_comes_back(
+    tmp_path: Path,
+) -> None:
+    messages = _layout(tmp_path)
+    with message_files(messages, "a") as first:
+        before = Path(first["__messages_in"]).read_text()
+        for prefix in ("b", "c"):
+            with message_files(messages, prefix) as env:
+                Path(env["__messages_out"]).write_text("more\n")
+        assert Path(first["__messages_in"]).read_text() == before
+        Path(first["__messages_in"]).unlink()
+    with message_files(messages, "d") as env:
+        assert Path(env["__messages_in"]).read_text() == messages.read_text()
+        Path(env["__messages_in"]).unlink()
+    with message_files(messages, "e") as env:
+        assert Path(env["__messages_in"]).read_text() == messages.read_text()
