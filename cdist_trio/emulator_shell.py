@@ -93,7 +93,7 @@ def prelude(channel: Path, launchers: Path, types: Iterable[str], exported: Sequ
 
     ``exported`` are the names of `EMULATOR_VARIABLES` the manifest's environment holds;
     they stay exported whatever the manifest assigns.  The others count only when the
-    manifest exported them, which ``export -p`` tells (one fork, only when one is set).
+    manifest exported them, which ``export -p`` tells (sent only when one is set).
     """
     lines = [
         f"__cdist_trio_ch={shlex.quote(str(channel))}",
@@ -107,23 +107,29 @@ def prelude(channel: Path, launchers: Path, types: Iterable[str], exported: Sequ
     lines.append("    {")
     lines.append('        printf \'%s\\0\' v2 "$__cdist_trio_in" "$__cdist_trio_n" "$#" "$@"')
     for name in EMULATOR_VARIABLES:
-        test = f'[ -n "${{{name}+1}}" ]'
-        if name in unknown:
-            test += f" && __cdist_trio_exported {name}"
+        flag = 2 if name in unknown else 1
         lines.append(
-            f"        if {test}; then printf '1\\0%s\\0' \"${name}\"; else printf '0\\0\\0'; fi"
+            f'        if [ -n "${{{name}+1}}" ]; then printf \'{flag}\\0%s\\0\' "${name}"; '
+            "else printf '0\\0\\0'; fi"
         )
-    lines.append("        printf 'END\\0'")
+    if unknown:
+        # A set variable the manifest's environment did not export counts only if the
+        # manifest exported it (or set it for this call): the engine reads ``export -p``,
+        # written into the request by the builtin itself (no command substitution, so
+        # no fork).
+        setness = "".join(f"${{{name}+1}}" for name in unknown)
+        lines.append(
+            f"        if [ -n \"{setness}\" ]; then printf 'EXP\\0'; export -p; "
+            "printf '\\0'; else printf 'END\\0'; fi"
+        )
+    else:
+        lines.append("        printf 'END\\0'")
     lines.append('    } > "$__cdist_trio_ch/req" &&')
     lines.append("        IFS=' ' read -r __cdist_trio_s __cdist_trio_o __cdist_trio_r \\")
     lines.append('            < "$__cdist_trio_ch/resp"')
     lines.append("}")
     lines.append("__cdist_trio_call() {")
     lines.append(_CALL_START)
-    if unknown:
-        lines.append("    __cdist_trio_e=")
-        setness = "".join(f"${{{name}+1}}" for name in unknown)
-        lines.append(f'    if [ -n "{setness}" ]; then __cdist_trio_e=$(export -p); fi')
     lines.append(_CALL_END)
     lines.append("}")
     for name in sorted(types):
@@ -136,15 +142,6 @@ def prelude(channel: Path, launchers: Path, types: Iterable[str], exported: Sequ
 _HELPERS = r"""__cdist_trio_print() {
     while IFS= read -r __cdist_trio_l; do printf '%s\n' "$__cdist_trio_l"; done < "$1"
     if [ -n "$__cdist_trio_l" ]; then printf '%s' "$__cdist_trio_l"; fi
-}
-__cdist_trio_exported() {
-    case "
-$__cdist_trio_e" in
-        *"
-export $1="*|*"
-declare -x $1="*) return 0 ;;
-    esac
-    return 1
 }
 __cdist_trio_take() {
     { IFS= read -r __cdist_trio_x < "$__cdist_trio_ch/token"; } 2>/dev/null
@@ -253,20 +250,29 @@ class _Parser:
             raise ValueError(f"unknown request {fields[0][:20]!r}")
         nargs = int(fields[3])
         total = 4 + nargs + 2 * len(EMULATOR_VARIABLES) + 1
-        if len(fields) < total:
+        if len(fields) < total or (fields[total - 1] == b"EXP" and len(fields) == total):
             return None
+        if fields[total - 1] == b"EXP":
+            total += 1
         text = [f.decode(errors="surrogateescape") for f in fields[:total]]
         del fields[:total]
-        if text[-1] != "END":
+        end = 4 + nargs + 2 * len(EMULATOR_VARIABLES)
+        if text[end] not in ("END", "EXP"):
             raise ValueError("malformed request")
+        exports = "\n" + text[end + 1] if text[end] == "EXP" else ""
         argv = text[4 : 4 + nargs]
-        pairs = text[4 + nargs : -1]
+        pairs = text[4 + nargs : end]
         environ = {
             name: pairs[2 * i + 1]
             for i, name in enumerate(EMULATOR_VARIABLES)
-            if pairs[2 * i] == "1"
+            if pairs[2 * i] == "1" or (pairs[2 * i] == "2" and _exported(name, exports))
         }
         return _Request(text[1], text[2], argv, environ)
+
+
+def _exported(name: str, exports: str) -> bool:
+    """Whether ``export -p`` output (after a newline) lists ``name`` (dash, bash)."""
+    return f"\nexport {name}=" in exports or f"\ndeclare -x {name}=" in exports
 
 
 def _answer(

@@ -305,3 +305,31 @@ def _fd_open(fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_a_request_with_export_p_counts_only_what_is_exported() -> None:
+    from cdist_trio.emulator_shell import EMULATOR_VARIABLES, _Parser
+
+    def request(values: dict[str, tuple[str, str]], tail: bytes) -> bytes:
+        fields = [b"v2", b"1", b"", b"1", b"x"]
+        for name in EMULATOR_VARIABLES:
+            flag, value = values.get(name, ("0", ""))
+            fields += [flag.encode(), value.encode()]
+        return b"\0".join(fields) + b"\0" + tail
+
+    exports = b"export HOME='/root'\nexport require='__a/b'\n"
+    data = request(
+        {"require": ("2", "__a/b"), "CDIST_ORDER_DEPENDENCY": ("2", "1")},
+        b"EXP\0" + exports + b"\0",
+    )
+    parser = _Parser()
+    # the export list is one field: nothing is complete until its NUL arrives
+    cut = data.index(b"EXP\0") + 8
+    assert parser.feed(data[:cut]) == []
+    (call,) = parser.feed(data[cut:])
+    assert call is not None
+    assert call.argv == ["x"]
+    assert call.environ == {"require": "__a/b"}  # CDIST_ORDER_DEPENDENCY was not exported
+    (plain,) = _Parser().feed(request({"__object_name": ("1", "__t/o")}, b"END\0"))
+    assert plain is not None
+    assert plain.environ == {"__object_name": "__t/o"}
