@@ -18,6 +18,7 @@ import trio
 from ..errors import AuthError, ConnectError, HostKeyError, TransportError
 from .aioloop import AsyncioThread
 from .base import Completed
+from .libsearch import quick_library_lookup
 from .pool import SessionPool
 from .pooled import PooledRemote
 from .sessions import (
@@ -28,7 +29,8 @@ from .sessions import (
 )
 
 try:
-    import asyncssh as _asyncssh
+    with quick_library_lookup():
+        import asyncssh as _asyncssh
 except ImportError:  # pragma: no cover - the extra is not installed
     _asyncssh = None  # type: ignore[assignment]
 
