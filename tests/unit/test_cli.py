@@ -425,3 +425,32 @@ def test_cli_emulator_dispatch_by_program_name(monkeypatch: pytest.MonkeyPatch) 
 def test_cli_main_module_name_is_not_a_type(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["-V"], prog="/site/cdist_trio/__main__.py") == 0
     assert capsys.readouterr().out.startswith("cdist-trio ")
+
+
+def test_the_installed_command_is_console_main() -> None:
+    """`console_main` skips the interpreter's teardown; the script must be it."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["cdist-trio"] == "cdist_trio.cli:console_main"
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "stream", "text"),
+    [
+        (["--version"], 0, "stdout", "cdist-trio "),
+        (["config", "--no-such-flag", "h"], 2, "stderr", "--no-such-flag"),
+    ],
+)
+def test_console_main_flushes_its_output_and_exits_with_mains_status(
+    argv: list[str], status: int, stream: str, text: str
+) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", "from cdist_trio.cli import console_main; console_main()", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == status, completed.stderr
+    assert text in getattr(completed, stream)
