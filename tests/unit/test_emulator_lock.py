@@ -44,3 +44,30 @@ def test_emulator_lock_serialises_and_removes_file(tmp_path: Path) -> None:
     waiter.join(timeout=10)
     assert events == ["first", "second"]
     assert not path.exists()
+
+
+def test_in_process_lock_serialises_threads_without_a_file(tmp_path: Path) -> None:
+    from cdist_trio.emulator import lock
+
+    path = lock_path(tmp_path / "object", "__file", "x", MARKER)
+    events: list[str] = []
+    acquired = threading.Event()
+
+    def second_holder() -> None:
+        with lock.in_process_lock(path):
+            events.append("second")
+            acquired.set()
+
+    with lock.in_process_lock(path):
+        waiter = threading.Thread(target=second_holder)
+        waiter.start()
+        assert not acquired.wait(timeout=0.2)
+        # another object's definition does not wait for this one
+        with lock.in_process_lock(path.with_name("other.lock")):
+            events.append("other")
+        events.append("first")
+    assert acquired.wait(timeout=10)
+    waiter.join(timeout=10)
+    assert events == ["other", "first", "second"]
+    assert not path.parent.exists()  # no lock file, not even its directory
+    assert lock._held == {}  # nothing kept once nobody holds or waits
