@@ -11,7 +11,7 @@ from .emulator_shell import manifest_command, open_shell_channel, shell_argv
 from .errors import ErrorReport, InitialManifestError, ObjectError, Stream
 from .messages import message_files
 from .model.objects import CdistObject
-from .process import run_script, script_argv
+from .process import run_script, run_shell, script_argv
 
 
 def _streams(ctx: HostContext, paths: list[tuple[str, Path]]) -> list[Stream]:
@@ -52,8 +52,7 @@ async def _run_manifest(
     types = [entry.name for entry in os.scandir(ctx.workdir.bin)]
     async with open_shell_channel(ctx.types) as channel:
         argv = manifest_command(base, channel, ctx.workdir.bin, types, env, dollar0)
-        status, _ = await run_script(ctx, argv, env, stdout=stdout, stderr=stderr)
-    return status
+        return await run_shell(ctx, argv, env, stdout=stdout, stderr=stderr)
 
 
 async def run_initial_manifest(ctx: HostContext) -> None:

@@ -72,6 +72,27 @@ async def run_local_script(
         return await pool.run(script, env, errexit=errexit, stdout=out, stderr=_sink(ctx, stderr))
 
 
+async def run_shell(
+    ctx: HostContext,
+    argv: list[str],
+    env: Mapping[str, str],
+    *,
+    stdout: Path | None,
+    stderr: Path | None,
+) -> int:
+    """Run ``argv``, a command line of the pooled shells' own shell (a manifest run by
+    ``/bin/sh``), as `run_script` would; started by a pooled shell when there is one and
+    stdout is not inherited, so the engine does not fork while hosts are at work."""
+    pool = ctx.local_shells
+    out = _sink(ctx, stdout)
+    if pool is None or out is None or not shellpool.is_pool_shell(argv[0]):
+        status, _ = await run_script(ctx, argv, env, stdout=stdout, stderr=stderr)
+        return status
+    async with ctx.local_limiter:
+        status, _ = await pool.run(argv, env, errexit=False, stdout=out, stderr=_sink(ctx, stderr))
+    return status
+
+
 def _sink(ctx: HostContext, path: Path | None) -> Path | str | None:
     """Where a local script's stream goes (spec §12): `shellpool.DEVNULL` with ``-q``,
     None (inherited) with ``-S`` or no capture file, else the file to append to (its

@@ -184,6 +184,11 @@ async def _run_config(
         with control._scope:
             async with trio.open_nursery() as nursery:
                 emit(RunStarted(tuple(spec.name for spec in hosts), settings))
+                if shells is not None and hosts:
+                    # a manifest and the jobs of each host, within the run's bound
+                    busy = len(hosts) * (max(settings.jobs, 1) + 1)
+                    bound = int(resources.local_processes.total_tokens)
+                    nursery.start_soon(shells.prestart, min(bound, busy))
                 if emit.enabled and hosts and settings.transport in POOLED_TRANSPORTS:
                     nursery.start_soon(watch)
                 for index, spec in enumerate(hosts):

@@ -35,7 +35,7 @@ import secrets
 import shlex
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import trio
@@ -53,6 +53,11 @@ DEVNULL = "devnull"
 def pool_shell_available() -> bool:
     """Whether ``/bin/sh`` is dash, the shell whose start-up this module reproduces."""
     return os.path.basename(os.path.realpath(BATCH_SHELL)) == "dash"
+
+
+def is_pool_shell(program: str) -> bool:
+    """Whether ``program`` is the pooled shells' own shell (``/bin/sh``, dash)."""
+    return os.path.realpath(program) == os.path.realpath(BATCH_SHELL)
 
 
 def sourced_errexit(script: Path, *, local_shell: str, executable: bool) -> bool | None:
@@ -76,7 +81,7 @@ def sourced_errexit(script: Path, *, local_shell: str, executable: bool) -> bool
 
 
 def call_text(
-    script: Path,
+    script: Path | Sequence[str],
     env: Mapping[str, str],
     *,
     errexit: bool,
@@ -84,14 +89,18 @@ def call_text(
     stderr: Path | str | None,
     marker: str,
 ) -> str:
-    """The command one call writes to its shell (see the module docstring)."""
+    """The command one call writes to its shell (see the module docstring): ``script``
+    sourced, or, given as an argument vector, exec'd."""
     exports = [word for word in map(_export_word, env.items()) if word]
     parts = []
     if exports:
         parts.append("export " + " ".join(exports))
     if errexit:
         parts.append("set -e")
-    parts.append(f". {shlex.quote(str(script))}")
+    if isinstance(script, Path):
+        parts.append(f". {shlex.quote(str(script))}")
+    else:
+        parts.append("exec " + " ".join(map(shlex.quote, script)))
     redirects = ["</dev/null"]
     if stdout == DEVNULL:
         redirects.append(">/dev/null")
@@ -172,7 +181,7 @@ class ShellPool:
 
     async def run(
         self,
-        script: Path,
+        script: Path | Sequence[str],
         env: Mapping[str, str],
         *,
         errexit: bool,
@@ -182,6 +191,10 @@ class ShellPool:
         """Source ``script`` in a subshell of an idle shell; its exit status and, with
         ``stdout=CAPTURE``, its stdout.  ``stderr``: a file to append to, `DEVNULL`, or
         None for the engine's own stderr.  Cancelling kills the script's process group.
+
+        ``script`` given as an argument vector is exec'd by the subshell instead, with
+        ``env`` as dash passes it on (names that are not identifiers dropped): a program
+        started without the engine itself forking.
         """
         if self._closed:
             raise trio.ClosedResourceError("the shell pool is closed")
@@ -204,6 +217,12 @@ class ShellPool:
                 shell.kill()
                 with trio.CancelScope(shield=True):
                     await shell.process.wait()
+
+    async def prestart(self, count: int) -> None:
+        """Have ``count`` shells ready.  Called as a run begins, while its hosts connect:
+        the engine spawns while it is idle, and few hosts wait for a shell later."""
+        while len(self._all) < count and not self._closed:
+            self._idle.append(await self._start())
 
     async def _start(self) -> _Shell:
         process = await trio.lowlevel.open_process(

@@ -73,6 +73,9 @@ def hosts_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Tracker:
         return run.report(HostStatus.OK)
 
     monkeypatch.setattr(cdist_trio.run, "configure_host", fake_configure_host)
+    # The fake hosts run no local scripts: no pooled shells, whose real processes would
+    # make the mock clock jump while they start and stop.
+    monkeypatch.setattr(cdist_trio.run, "pool_shell_available", lambda: False)
     return tracker
 
 

@@ -251,3 +251,46 @@ async def _pool() -> AsyncIterator[ShellPool]:
         yield pool
     finally:
         await pool.aclose()
+
+
+async def test_a_command_line_is_execd_by_a_pooled_shell(tmp_path: Path) -> None:
+    """How manifests start: the program replaces the subshell (its parent is the pooled
+    shell, not the engine), with the call's environment, streams and exit status."""
+    out, err = tmp_path / "out", tmp_path / "err"
+    argv = [
+        "/bin/sh",
+        "-c",
+        'echo "$0 $1 [$GREETING] $(umask)"; echo "parent $PPID"; echo oops >&2; exit 3',
+        "zero",
+        "it's one",
+    ]
+    async with _pool() as pool:
+        status, captured = await pool.run(
+            argv,
+            {"GREETING": "hi there", "PATH": os.environ["PATH"]},
+            errexit=False,
+            stdout=out,
+            stderr=err,
+        )
+        again = await pool.run(["/bin/sh", "-c", "echo $$"], {}, errexit=False)
+    assert (status, captured) == (3, b"")
+    first, parent = out.read_text().splitlines()
+    assert first == "zero it's one [hi there] 0077"
+    assert int(parent.split()[1]) != os.getpid()
+    assert err.read_text() == "oops\n"
+    assert again[0] == 0  # the shell is reused after an exec'd call
+    assert int(again[1]) != os.getpid()
+
+
+async def test_prestarted_shells_are_the_ones_calls_use() -> None:
+    async with _pool() as pool:
+        await pool.prestart(3)
+        await pool.prestart(2)  # already there: nothing more
+        started = {shell.process.pid for shell in pool._all}
+        assert len(started) == 3
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(
+                    functools.partial(pool.run, ["/bin/sh", "-c", "exit 0"], {}, errexit=False)
+                )
+        assert {shell.process.pid for shell in pool._all} == started
