@@ -136,9 +136,14 @@ def test_fleet_stop_removes_containers_and_files() -> None:
     assert not directory.exists()
 
 
+# SIGINT gets Python's own handler whatever this test inherited: a shell that starts a
+# job in the background without job control (`cmd &` in a script) makes it ignore
+# SIGINT, and an ignored signal stays ignored across exec.
 _HOLD_FLEET = """
+import signal
 import sys
 from harness import Fleet
+signal.signal(signal.SIGINT, signal.default_int_handler)
 with Fleet(2):
     print("ready", flush=True)
     sys.stdin.read()
