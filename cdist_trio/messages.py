@@ -79,9 +79,13 @@ class _Scratch:
 _scratches: dict[Path, _Scratch] = {}
 
 
-def _scratch(messages: Path) -> _Scratch:
+def _directory(messages: Path) -> Path:
     """Next to ``$G`` (``messages`` is ``$G/messages``), never inside it."""
-    directory = messages.parent.parent / "message-files"
+    return messages.parent.parent / "message-files"
+
+
+def _scratch(messages: Path) -> _Scratch:
+    directory = _directory(messages)
     scratch = _scratches.get(directory)
     if scratch is None:
         scratch = _scratches[directory] = _Scratch(directory)
@@ -102,7 +106,7 @@ def _create(directory: Path, name: str) -> str:
 
 def remove_message_files(messages: Path) -> None:
     """Forget and delete one host run's message files (at the end of the run)."""
-    directory = messages.parent.parent / "message-files"
+    directory = _directory(messages)
     _scratches.pop(directory, None)
     shutil.rmtree(directory, ignore_errors=True)
 
