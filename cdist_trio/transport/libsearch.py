@@ -7,8 +7,9 @@ run ``gcc`` and then ``ld`` to search their paths: two process trees and about 4
 a one-host run's 0.6 s, on every run where the libraries are absent (the usual case).
 
 `quick_library_lookup` answers those lookups from the dynamic linker's cache (``ldconfig
--p``, `find_library`'s own first step) and ``LD_LIBRARY_PATH``: the places the dynamic
-linker loads a library from when asyncssh then opens it by name.
+-p``, `find_library`'s own first step), ``LD_LIBRARY_PATH`` and the linker's default
+directories: the places the dynamic linker loads a library from when asyncssh then
+opens it by name.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+#: Where the dynamic linker looks by default, whether or not a cache lists them.
+STANDARD_DIRS = ("/lib", "/usr/lib", "/usr/local/lib")
 
 
 def find_library(name: str) -> str | None:
@@ -31,7 +35,9 @@ def find_library(name: str) -> str | None:
     found = from_cache(name)
     if found:
         return found
-    for directory in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep):
+    # LD_LIBRARY_PATH, then the linker's own defaults (a system without ldconfig, musl)
+    directories = os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)
+    for directory in [*directories, *STANDARD_DIRS]:
         if directory:
             pattern = os.path.join(glob.escape(directory), f"lib{glob.escape(name)}.so*")
             matches = sorted(glob.glob(pattern))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cdist_trio.transport import libsearch
 from cdist_trio.transport.libsearch import find_library, quick_library_lookup
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux lookup")
@@ -45,6 +46,17 @@ def test_a_library_on_ld_library_path_is_found(
     (tmp_path / "libcdtnothere.so.3").write_bytes(b"")
     monkeypatch.setenv("LD_LIBRARY_PATH", f"/nonexistent:{tmp_path}")
     assert find_library("cdtnothere") == "libcdtnothere.so.3"
+
+
+@linux_only
+def test_a_library_in_a_default_directory_is_found_without_a_cache_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "libcdtdefault.so.1").write_bytes(b"")
+    monkeypatch.delenv("LD_LIBRARY_PATH", raising=False)
+    assert find_library("cdtdefault") is None
+    monkeypatch.setattr(libsearch, "STANDARD_DIRS", ("/nonexistent", str(tmp_path)))
+    assert find_library("cdtdefault") == "libcdtdefault.so.1"
 
 
 def test_the_lookup_is_swapped_only_inside_the_block() -> None:
