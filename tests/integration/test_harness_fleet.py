@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import Fleet, SshdTuning, SshTarget, build_image
-from harness.cleanup import FLEET_LABEL, SESSION_LABEL, list_containers
+from harness.cleanup import FLEET_LABEL, SESSION_LABEL, list_containers, remove_containers
 from harness.client import run_concurrently
 from harness.plugin import FleetFactory
 
@@ -172,5 +172,7 @@ def test_interrupted_fleet_leaves_no_container(signum: int) -> None:
         if process.poll() is None:
             process.kill()
         process.communicate()
+        left = list_containers({SESSION_LABEL: session})
+        remove_containers({SESSION_LABEL: session})  # a failed run leaks nothing
     assert process.returncode != 0
-    assert list_containers({SESSION_LABEL: session}) == []
+    assert left == []
