@@ -25,7 +25,15 @@ from . import report
 from .measure import Measurement, become_subreaper, run_measured
 from .tools import DEFAULT_CDIST_VENV, Tool, cdist_tool, cdist_trio_tool, ensure_cdist
 from .tools import write_ssh_wrappers as ssh_wrappers
-from .workloads import RESET_COMMAND, Workload, standard_workloads, write_manifest
+from .workloads import (
+    REMOTE_OUT_DISK,
+    REMOTE_OUT_TMPFS,
+    REMOTE_TMPFS,
+    Workload,
+    reset_command,
+    standard_workloads,
+    write_manifest,
+)
 
 TRANSPORTS = ("openssh", "asyncssh")
 
@@ -98,15 +106,22 @@ def _parser() -> argparse.ArgumentParser:
         "(default 900, quick 300; env BENCH_TIMEOUT)",
     )
     parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W3")
+    parser.add_argument(
+        "--remote-dir-on-disk",
+        action="store_true",
+        help=f"keep the tools' remote directory at {REMOTE_OUT_DISK} on the targets' disk "
+        f"instead of a tmpfs at {REMOTE_TMPFS} (see benchmarks/README.md)",
+    )
     parser.add_argument("--no-cdist", action="store_true", help="skip cdist 7.0.0 (no ratios then)")
     parser.add_argument("--cdist-venv", type=Path, default=DEFAULT_CDIST_VENV)
     parser.add_argument("--output", type=Path, default=None, help="JSON file to write")
     return parser
 
 
-def _reset(targets: Sequence[SshTarget]) -> None:
+def _reset(targets: Sequence[SshTarget], remote_out: str) -> None:
+    command = reset_command(remote_out)
     with concurrent.futures.ThreadPoolExecutor(min(len(targets), 10)) as pool:
-        list(pool.map(lambda t: t.shell(RESET_COMMAND), targets))
+        list(pool.map(lambda t: t.shell(command), targets))
 
 
 def _counts(targets: Sequence[SshTarget]) -> SshdCounts:
@@ -136,6 +151,7 @@ class Bench:
         self.runs: int = options.runs
         self.warmup: int = options.warmup
         self.timeout: float = options.timeout
+        self.remote_out: str = REMOTE_OUT_DISK if options.remote_dir_on_disk else REMOTE_OUT_TMPFS
         self.scratch = Path(tempfile.mkdtemp(prefix="cdist-trio-bench-"))
         self.applied: dict[str, tuple[str, int, int]] = {}
         self.failed = False
@@ -151,7 +167,13 @@ class Bench:
         # on ext4 without a journal (it skips recently deleted inodes), whichever tool.
         home = Path(tempfile.mkdtemp(prefix="home-", dir=self.scratch))
         return run_measured(
-            tool.argv(manifest, self.hosts_file(workload), workload.parallel, workload.jobs),
+            tool.argv(
+                manifest,
+                self.hosts_file(workload),
+                workload.parallel,
+                workload.jobs,
+                self.remote_out,
+            ),
             env=tool.env(home),
             timeout=self.timeout,
         )
@@ -162,13 +184,15 @@ class Bench:
         cell = Cell(tool.name)
         state = (tool.name, workload.hosts, workload.objects)
         if not workload.reset_before and self.applied.get("state") != state:
-            _reset(targets)  # prime: this tool applies the workload once, unmeasured
+            _reset(
+                targets, self.remote_out
+            )  # prime: this tool applies the workload once, unmeasured
             if not self._check(cell, self.one_run(tool, workload, manifest), "prime"):
                 return cell
         for index in range(self.warmup + self.runs):
             measured = index >= self.warmup
             if workload.reset_before:
-                _reset(targets)
+                _reset(targets, self.remote_out)
             before = _counts(targets) if measured else None
             result = self.one_run(tool, workload, manifest)
             if not self._check(cell, result, "run" if measured else "warm-up"):
@@ -287,10 +311,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "quick": options.quick,
             "timeout": options.timeout,
             "sshd": "defaults (MaxSessions 10, MaxStartups 10:30:100), debian flavour",
+            "remote_dir": REMOTE_OUT_DISK if options.remote_dir_on_disk else REMOTE_OUT_TMPFS,
+            "remote_dir_on": "disk" if options.remote_dir_on_disk else "tmpfs",
         },
         "workloads": [],
     }
-    with Fleet(n_targets, flavour="debian") as fleet:
+    tmpfs = () if options.remote_dir_on_disk else (REMOTE_TMPFS,)
+    with Fleet(n_targets, flavour="debian", tmpfs=tmpfs) as fleet:
         print(f"bench: targets up in {fleet.start_seconds:.1f} s", flush=True)
         tools = [cdist_trio_tool(t, fleet.ssh_config) for t in TRANSPORTS]
         bench = Bench(fleet, tools, options)

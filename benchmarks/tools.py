@@ -31,9 +31,13 @@ class Tool:
     extra_env: Mapping[str, str]
     is_baseline: bool = False
 
-    def argv(self, manifest: Path, hosts_file: Path, parallel: int, jobs: int) -> list[str]:
+    def argv(
+        self, manifest: Path, hosts_file: Path, parallel: int, jobs: int, remote_out: str
+    ) -> list[str]:
         return [
             *self.argv_prefix,
+            "-r",
+            remote_out,
             "-i",
             str(manifest),
             "-f",

@@ -1,7 +1,7 @@
 """The benchmark workloads: initial manifests of ``__directory`` and ``__file`` objects.
 
 Every workload touches only ``/srv/cdist-bench`` on its targets, so a reset moves
-``/srv/cdist-bench`` and ``/var/lib/cdist`` out of the way (see ``RESET_COMMAND``).  The
+``/srv/cdist-bench`` and the remote work directory out of the way (``reset_command``).  The
 same manifest runs under cdist 7.0.0 and cdist-trio: it uses only parameters both
 ``__file``/``__directory`` accept.
 """
@@ -13,18 +13,39 @@ from pathlib import Path
 
 BENCH_ROOT = "/srv/cdist-bench"
 TRASH = "/var/tmp/cdist-bench-trash"
-#: A reset renames what a run created into a fresh directory under ``TRASH`` instead of
-#: deleting it.  On ext4 without a journal (this machine's disk, where the containers'
-#: overlay layers live) every inode allocation skips the inodes deleted in the last
-#: minute, reading each one's table block: an ``rm -rf`` of the previous run's files
-#: right before a run made that run's file creation, on the target and locally, cost
-#: about a quarter of all CPU of W2 (measured with perf: ``tar`` on the targets in
-#: ``recently_deleted``), whichever tool ran next.  The targets are removed at the end
-#: of the session, the trash with them.
-RESET_COMMAND = (
-    f"mkdir -p {TRASH} && t=$(mktemp -d {TRASH}/XXXXXX) && "
-    f"for p in {BENCH_ROOT} /var/lib/cdist; do if [ -e $p ]; then mv $p $t/; fi; done"
-)
+#: A tmpfs in every target that holds the tools' remote work directory (``-r``), unless
+#: ``--remote-dir-on-disk``.  Every run of either tool starts with ``rm -rf`` of the
+#: previous run's remote directory (cdist-spec §5.4).  On this machine's disk (ext4
+#: without a journal, where the containers' overlay layers live) each inode allocation
+#: skips the inodes deleted in the last minutes, reading each one's table block, so the
+#: files the run then unpacks there cost a scan of everything the wipe freed: W3 runs got
+#: slower one after the other (perf: the targets' ``tar`` in ``recently_deleted``).
+#: Journaled ext4, XFS and tmpfs have no such scan; the tmpfs stands in for them.
+REMOTE_TMPFS = "/run/cdist-bench"
+REMOTE_OUT_TMPFS = f"{REMOTE_TMPFS}/out"
+REMOTE_OUT_DISK = "/var/lib/cdist"  # both tools' default
+
+
+def reset_command(remote_out: str) -> str:
+    """What a reset runs on each target before a workload.
+
+    It renames what a run created into a fresh directory under ``TRASH`` instead of
+    deleting it: an ``rm -rf`` of the previous run's files on disk right before a run made
+    that run's file creation, on the target and locally, cost about a quarter of all CPU
+    of W2 (the same ``recently_deleted`` scan), whichever tool ran next.  A remote
+    directory on the tmpfs is simply removed.  The targets are removed at the end of the
+    session, the trash with them.
+    """
+    moved = [BENCH_ROOT]
+    removed = ""
+    if remote_out.startswith(f"{REMOTE_TMPFS}/"):
+        removed = f" && rm -rf {remote_out}"
+    else:
+        moved.append(remote_out)
+    return (
+        f"mkdir -p {TRASH} && t=$(mktemp -d {TRASH}/XXXXXX) && "
+        f"for p in {' '.join(moved)}; do if [ -e $p ]; then mv $p $t/; fi; done{removed}"
+    )
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ testcontainers are imported only when a fixture runs, so the plugin never breaks
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import pytest
@@ -73,7 +73,7 @@ class FleetFactory:
 
     def __init__(self, default_flavour: Flavour) -> None:
         self.default_flavour: Flavour = default_flavour
-        self._shared: dict[tuple[int, Flavour, SshdTuning, int], Fleet] = {}
+        self._shared: dict[tuple[int, Flavour, SshdTuning, int, tuple[str, ...]], Fleet] = {}
         self._fresh: list[Fleet] = []
 
     def __call__(
@@ -84,15 +84,24 @@ class FleetFactory:
         tuning: SshdTuning | None = None,
         hosts_per_target: int = 1,
         fresh: bool = False,
+        tmpfs: Sequence[str] = (),
     ) -> Fleet:
         from .targets import Fleet
 
-        key = (n, flavour or self.default_flavour, tuning or SshdTuning(), hosts_per_target)
+        key = (
+            n,
+            flavour or self.default_flavour,
+            tuning or SshdTuning(),
+            hosts_per_target,
+            tuple(tmpfs),
+        )
         if not fresh and key in self._shared:
             shared = self._shared[key]
             shared.heal()
             return shared
-        fleet = Fleet(n, flavour=key[1], tuning=key[2], hosts_per_target=hosts_per_target)
+        fleet = Fleet(
+            n, flavour=key[1], tuning=key[2], hosts_per_target=hosts_per_target, tmpfs=key[4]
+        )
         fleet.start()
         if fresh:
             self._fresh.append(fleet)

@@ -163,7 +163,8 @@ class Fleet:
     writes `fleet.ssh_config`, `fleet.known_hosts` and `fleet.hosts_file`, and removes
     every container on exit, also when starting failed. `hosts_per_target` > 1 names
     n * hosts_per_target hosts spread over the n containers, to load one sshd from many
-    "hosts".
+    "hosts". Each path in `tmpfs` is a fresh tmpfs (mode 0755) in every target: the
+    benchmark keeps the tools' remote work directory there.
     """
 
     def __init__(
@@ -177,6 +178,7 @@ class Fleet:
         directory: Path | None = None,
         name_prefix: str = "target",
         ready_timeout: float = 30.0,
+        tmpfs: Sequence[str] = (),
     ) -> None:
         if n < 1 or hosts_per_target < 1:
             raise ValueError("a fleet needs n >= 1 and hosts_per_target >= 1")
@@ -186,6 +188,10 @@ class Fleet:
         self.hosts_per_target = hosts_per_target
         self.name_prefix = name_prefix
         self.ready_timeout = ready_timeout
+        self.tmpfs = tuple(tmpfs)
+        for path in self.tmpfs:
+            if not path.startswith("/") or path == "/":
+                raise ValueError(f"a tmpfs mount point must be an absolute path, not {path!r}")
         self._image = image
         self._own_directory = directory is None
         self.directory = directory or Path(tempfile.mkdtemp(prefix="cdist-trio-fleet-"))
@@ -326,16 +332,24 @@ class Fleet:
             _testcontainers()(image)
             .with_env("CDIST_TRIO_AUTHORIZED_KEYS", self.client_key.public)
             .with_command(self.tuning.sshd_args())
-            .with_kwargs(
-                init=True,  # docker's tini as PID 1 reaps orphaned sshd children
-                labels={
-                    **cleanup.session_labels(),
-                    cleanup.FLEET_LABEL: self._fleet_id,
-                    "cdist-trio.harness.target": name,
-                },
-                hostname=name,
-            )
         )
+        kwargs: dict[str, Any] = {
+            "init": True,  # docker's tini as PID 1 reaps orphaned sshd children
+            "labels": {
+                **cleanup.session_labels(),
+                cleanup.FLEET_LABEL: self._fleet_id,
+                "cdist-trio.harness.target": name,
+            },
+            "hostname": name,
+        }
+        # Docker's tmpfs options; exec because cdist-style tools may run scripts there.
+        mounts = dict.fromkeys(self.tmpfs, "mode=0755,exec")
+        own = getattr(container, "tmpfs", None)
+        if isinstance(own, dict):  # newer testcontainers pass their own tmpfs= to docker
+            own.update(mounts)
+        elif mounts:
+            kwargs["tmpfs"] = mounts
+        container.with_kwargs(**kwargs)
         # testcontainers can only bind 0.0.0.0; docker-py takes (address, port).
         container.ports = cast(Any, {"22/tcp": (HOST, _free_port())})
         return container

@@ -117,6 +117,38 @@ def test_inspection_reads_the_targets_real_state(sshd_target: SshTarget) -> None
     assert target.sshd_pid() in {p.pid for p in target.processes()}
 
 
+def test_fleet_tmpfs_mounts_and_the_bench_reset(fleet: FleetFactory) -> None:
+    """`tmpfs=` gives every target a tmpfs (mode 0755, scripts may run from it); the
+    benchmark's reset removes a remote directory there and renames what it created on
+    disk into its trash."""
+    from benchmarks.workloads import BENCH_ROOT, REMOTE_OUT_TMPFS, REMOTE_TMPFS, reset_command
+
+    own = fleet(1, flavour="debian", tmpfs=(REMOTE_TMPFS,), fresh=True)
+    try:
+        target = own[0]
+        mount = target.shell(f"grep ' {REMOTE_TMPFS} ' /proc/mounts").text.split()
+        assert mount[2] == "tmpfs"
+        assert "noexec" not in mount[3].split(",")
+        info = target.stat(REMOTE_TMPFS)
+        assert info is not None
+        assert info.mode == 0o755
+        target.shell(
+            f"mkdir -p {REMOTE_OUT_TMPFS} {BENCH_ROOT} && printf 'echo ran\\n' > "
+            f"{REMOTE_OUT_TMPFS}/s && chmod 0700 {REMOTE_OUT_TMPFS}/s && touch {BENCH_ROOT}/f"
+        )
+        assert target.shell(f"{REMOTE_OUT_TMPFS}/s").text == "ran\n"
+        target.shell(reset_command(REMOTE_OUT_TMPFS))
+        assert not target.exists(REMOTE_OUT_TMPFS)
+        assert not target.exists(BENCH_ROOT)
+        assert target.exists(REMOTE_TMPFS)
+        trashed = target.shell("ls /var/tmp/cdist-bench-trash/*/cdist-bench").text.split()
+        assert trashed == ["f"]
+    finally:
+        own.stop()
+    with pytest.raises(ValueError, match="absolute path"):
+        Fleet(1, tmpfs=("relative",))
+
+
 def test_fleet_start_failure_removes_every_container() -> None:
     broken = Fleet(
         2,
