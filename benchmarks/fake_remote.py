@@ -35,7 +35,7 @@ GLOBAL_EXPLORERS = {
     "os_release": "",
     "os_version": "12.5",
 }
-TYPE_EXPLORERS = {"type": "none"}
+TYPE_EXPLORERS = {"state": "type: none"}  # __file and __directory: nothing there yet
 
 # One step of a batch script: "( export ...; COMMAND ) </dev/null; __cdist_trio_rc=$?; ...",
 # where COMMAND is "/bin/sh -e SCRIPT" or "set -e; . SCRIPT"; the marker comes first.

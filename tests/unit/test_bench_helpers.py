@@ -3,6 +3,8 @@ target's answers to the engine's batch scripts.  No timing is asserted anywhere.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -51,8 +53,8 @@ def test_bench_ratio_handles_unknown_baseline() -> None:
 def test_bench_fake_answers_a_batch_as_the_engine_parses_it() -> None:
     steps = [
         Step("os", "/bin/sh -e /var/lib/cdist/conf/explorer/os", {"__explorer": "x"}),
-        Step("t", "/bin/sh -e /var/lib/cdist/conf/type/__file/explorer/type", {"a": "b c"}),
-        Step("s", "/bin/sh -e /x", source="/var/lib/cdist/conf/type/__file/explorer/stat"),
+        Step("t", "/bin/sh -e /var/lib/cdist/conf/type/__file/explorer/state", {"a": "b c"}),
+        Step("s", "/bin/sh -e /x", source="/var/lib/cdist/conf/type/__file/explorer/other"),
         Step("code", "/bin/sh -e /var/lib/cdist/object/__file/x/.cdist-ab/code-remote"),
     ]
     marker = new_marker()
@@ -61,7 +63,7 @@ def test_bench_fake_answers_a_batch_as_the_engine_parses_it() -> None:
     )
     results = parse_results(steps, marker, *answer_batch(script)).results
     assert results["os"].stdout == b"debian\n"
-    assert results["t"].stdout == b"none\n"
+    assert results["t"].stdout == b"type: none\n"
     assert results["s"].stdout == b""
     assert results["code"].returncode == 0
     assert list(results) == ["os", "t", "s", "code"]
@@ -109,3 +111,46 @@ def test_bench_run_measured_reports_exit_status_and_output() -> None:
 def test_bench_run_measured_kills_at_timeout() -> None:
     result = run_measured(["/bin/sh", "-c", "sleep 30"], timeout=0.2)
     assert result.timed_out
+
+
+def test_tree_rss_walks_the_tree_as_a_full_scan_sees_it() -> None:
+    """The sampler's walk over each task's children finds the same descendants (a
+    grandchild included) as a scan of every process, and sums their RSS."""
+    from benchmarks import measure
+
+    if not measure._has_children_files():
+        pytest.skip("this kernel has no /proc/<pid>/task/<tid>/children")
+    # sh forks cat (reading the pipe, not /dev/null as a background job would by
+    # default) before it says "started", then waits for it.
+    process = subprocess.Popen(
+        ["sh", "-c", "exec 3<&0; cat <&3 >/dev/null & echo started; wait"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"started\n"
+        mine = {process.pid, *_descendants(process.pid)}
+        assert len(mine) == 2
+        walked: set[int] = set()
+        scanned: set[int] = set()
+        total, single = measure._tree_rss(os.getpid(), walked)
+        measure._tree_rss_from_scan(os.getpid(), scanned)
+        assert mine <= walked
+        assert mine <= scanned
+        assert total >= single > 0
+    finally:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.close()
+        process.stdout.close()
+        process.wait(timeout=30)
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as handle:
+            found.extend(int(child) for child in handle.read().split())
+    return found
