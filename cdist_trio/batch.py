@@ -45,10 +45,17 @@ def may_source(remote_shell: str, text: str) -> bool:
     return not _SHELL_SPECIFIC.search(text) or not _SHELL_SPECIFIC.search(_expandable(text))
 
 
+#: What may come right before a ``#`` that starts a comment (a word's first character).
+_COMMENT_AFTER = frozenset(" \t\n;&|()")
+
+
 def _expandable(text: str) -> str:
-    """``text`` without what the shell never expands: single-quoted strings (awk's
-    ``$0`` lives there) and backslash-escaped characters.  A here-document could hold
-    quotes that are not quotes, so a script with ``<<`` is searched whole."""
+    """``text`` without what the shell never expands: comments, single-quoted strings
+    (awk's ``$0`` lives there) and backslash-escaped characters.  A here-document could
+    hold quotes that are not quotes, so a script with ``<<`` is searched whole.
+
+    Comments go first: an apostrophe in one ("__file's") would otherwise open a quote
+    that hides the rest of the script, or the part up to the next apostrophe."""
     if "<<" in text:
         return text
     kept: list[str] = []
@@ -57,6 +64,12 @@ def _expandable(text: str) -> str:
         char = text[index]
         if char == "\\":
             index += 2
+            continue
+        if char == "#" and not in_double and (index == 0 or text[index - 1] in _COMMENT_AFTER):
+            end = text.find("\n", index)
+            if end < 0:
+                break
+            index = end
             continue
         if char == '"':
             in_double = not in_double

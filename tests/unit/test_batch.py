@@ -148,6 +148,19 @@ def test_may_source_looks_only_where_the_shell_expands() -> None:
     assert not may_source("/bin/sh", "echo 'unterminated $0")
 
 
+def test_may_source_skips_comments() -> None:
+    # An apostrophe in a comment opens no quote: the script stays sourceable...
+    assert may_source("/bin/sh", "#!/bin/sh -e\n# the type's explorer\nawk '{ print $0 }' f\n")
+    # ...and two of them hide nothing between them.
+    assert not may_source("/bin/sh", "# don't\necho \"$0\"\n# can't\n")
+    assert not may_source("/bin/sh", 'echo x # "quoted\necho "$$"\n')
+    # A comment's own $0 is not read; "#" inside a word or ${#...} starts none.
+    assert may_source("/bin/sh", "echo ok  # prints $0 no more\n")
+    assert not may_source("/bin/sh", "n=${#1}; echo $0\n")
+    assert not may_source("/bin/sh", "echo a#b $0\n")
+    assert not may_source("/bin/sh", 'echo "# not a comment $0"\n')
+
+
 async def test_batch_output_that_looks_like_a_marker_is_kept(
     remote: LocalRemote, tmp_path: Path
 ) -> None:
