@@ -34,23 +34,42 @@ class _Scratch:
         self.latest: _Snapshot | None = None
         self.free_in: list[str] = []
         """Copies no script uses any more, of messages that have grown since."""
+        self.content = b""
+        """The messages as last read: they only grow, so only what was appended since is
+        read again (a run with many objects would otherwise read them once per script)."""
 
     def snapshot(self, messages: Path) -> _Snapshot:
         """A copy of the messages so far, shared by every script that starts while they
         are unchanged: the file only grows, so its size names its content."""
-        data = messages.read_bytes()
-        snapshot = self.snapshots.get(len(data))
+        size = _size(messages)
+        snapshot = self.snapshots.get(size)
         if snapshot is None:
-            path = os.path.join(self.directory, f"in.{len(data)}")
+            data = self._read(messages)
+            size = len(data)
+            path = os.path.join(self.directory, f"in.{size}")
             self._write(path, data)
-            snapshot = self.snapshots[len(data)] = _Snapshot(path, len(data))
+            snapshot = self.snapshots[size] = _Snapshot(path, size)
             previous, self.latest = self.latest, snapshot
             if previous is not None and not previous.users:
                 self._recycle(previous)
         elif not os.path.exists(snapshot.path):  # a script removed it
-            self._write(snapshot.path, data)
+            self._write(snapshot.path, self._read(messages)[:size])
         snapshot.users += 1
         return snapshot
+
+    def _read(self, messages: Path) -> bytes:
+        """The whole messages file: what was read before plus what was appended since
+        (read whole again if it shrank)."""
+        with open(messages, "rb") as source:
+            known = len(self.content)
+            if os.fstat(source.fileno()).st_size >= known:
+                source.seek(known)
+                tail = source.read()
+                if tail:
+                    self.content += tail
+            else:
+                self.content = source.read()
+        return self.content
 
     def _write(self, path: str, data: bytes) -> None:
         """``data`` into ``path``: a recycled file renamed, else a new one."""
@@ -77,6 +96,11 @@ class _Scratch:
 
 
 _scratches: dict[Path, _Scratch] = {}
+"""Per host run, by its ``$G/messages`` path (the scratch directory is beside ``$G``)."""
+
+
+def _size(messages: Path) -> int:
+    return os.stat(messages).st_size
 
 
 def _directory(messages: Path) -> Path:
@@ -85,10 +109,9 @@ def _directory(messages: Path) -> Path:
 
 
 def _scratch(messages: Path) -> _Scratch:
-    directory = _directory(messages)
-    scratch = _scratches.get(directory)
+    scratch = _scratches.get(messages)
     if scratch is None:
-        scratch = _scratches[directory] = _Scratch(directory)
+        scratch = _scratches[messages] = _Scratch(_directory(messages))
     return scratch
 
 
@@ -106,9 +129,8 @@ def _create(directory: Path, name: str) -> str:
 
 def remove_message_files(messages: Path) -> None:
     """Forget and delete one host run's message files (at the end of the run)."""
-    directory = _directory(messages)
-    _scratches.pop(directory, None)
-    shutil.rmtree(directory, ignore_errors=True)
+    _scratches.pop(messages, None)
+    shutil.rmtree(_directory(messages), ignore_errors=True)
 
 
 @contextmanager

@@ -97,3 +97,24 @@ def test_a_snapshot_in_use_is_not_rewritten_and_a_removed_one_comes_back(
         Path(env["__messages_in"]).unlink()
     with message_files(messages, "e") as env:
         assert Path(env["__messages_in"]).read_text() == messages.read_text()
+
+
+def test_snapshots_follow_appends_and_a_rewritten_file(tmp_path: Path) -> None:
+    """Only the appended part is read again, yet every snapshot is the whole file; a file
+    that shrank (rewritten by someone else) is read whole again."""
+    messages = _layout(tmp_path)
+    for prefix in ("a", "b", "c"):
+        with message_files(messages, prefix) as env:
+            assert Path(env["__messages_in"]).read_bytes() == messages.read_bytes()
+            Path(env["__messages_out"]).write_text(f"from {prefix}\n")
+    with message_files(messages, "d") as env:
+        assert Path(env["__messages_in"]).read_text().splitlines() == [
+            "initialmanifest:hello",
+            "a:from a",
+            "b:from b",
+            "c:from c",
+        ]
+    messages.write_text("other:x\n")
+    with message_files(messages, "e") as env:
+        assert Path(env["__messages_in"]).read_text() == "other:x\n"
+    remove_message_files(messages)
