@@ -1211,3 +1211,46 @@ def test_check_messages(drv: Driver) -> None:
         messages_in="__file/etc/x:upload\n__link/etc/nginx/a:created /etc/nginx/a\n",
     )
     assert res.code_remote == "echo reload"
+
+
+def _keys(explorer_output: str) -> list[str]:
+    return [line.split(":", 1)[0] for line in explorer_output.splitlines()]
+
+
+def test_file_state_explorer_runs_only_the_programs_gencode_needs(drv: Driver) -> None:
+    """stat only with --owner/--group/--mode, cksum only with --source and state
+    present: every program is a process on the target, for every object."""
+    dest = drv.tmp / "present"
+    dest.write_text("x\n")
+    src = drv.tmp / "present-src"
+    src.write_text("x\n")
+    res = drv.run("__file", str(dest), params={"source": str(src)})
+    assert _keys(res.explorers["state"]) == ["type", "cksum"]
+    assert res.code_remote == ""
+    res = drv.run("__file", str(dest), params={"mode": "0600"})
+    assert _keys(res.explorers["state"]) == [
+        "type",
+        "kind",
+        "owner",
+        "group",
+        "mode",
+        "size",
+        "links",
+    ]
+    res = drv.run("__file", str(dest), params={"source": str(src), "state": "exists"})
+    assert _keys(res.explorers["state"]) == ["type"]
+    res = drv.run("__file", str(dest), params={"state": "absent"})
+    assert _keys(res.explorers["state"]) == ["type"]
+    assert not dest.exists()
+
+
+def test_directory_state_explorer_stats_only_for_owner_group_mode(drv: Driver) -> None:
+    dest = drv.tmp / "d"
+    dest.mkdir()
+    res = drv.run("__directory", str(dest))
+    assert _keys(res.explorers["state"]) == ["type"]
+    assert res.code_remote == ""
+    dest.chmod(0o700)
+    res = drv.run("__directory", str(dest), params={"mode": "0755"})
+    assert "mode" in _keys(res.explorers["state"])
+    assert mode_of(dest) == 0o755
