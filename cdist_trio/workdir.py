@@ -102,46 +102,65 @@ def create_workdir(
     (path / "object_marker").write_text(marker + "\n")
     workdir = WorkDir(path, marker)
     _merge_conf_dirs(workdir, conf_dirs)
-    _drop_invalid_types(workdir, log)
-    _write_emulator_launchers(workdir)
+    _check_types_and_write_launchers(workdir, log)
     return workdir
 
 
 def _merge_conf_dirs(workdir: WorkDir, conf_dirs: Sequence[Path]) -> None:
+    """Link every entry of the conf dirs' sub dirs into ``$G/conf``, later dirs winning
+    per name: the merge is made on names first, so each link is made once."""
+    merged: dict[str, dict[str, str]] = {sub: {} for sub in CONF_SUBDIRS}
     for conf_dir in conf_dirs:
+        base = str(conf_dir.absolute())
         for sub in CONF_SUBDIRS:
-            source_dir = conf_dir / sub
-            if not source_dir.is_dir():
+            source_dir = os.path.join(base, sub)
+            try:
+                names = os.listdir(source_dir)
+            except (FileNotFoundError, NotADirectoryError):
                 continue
-            for entry in sorted(source_dir.iterdir()):
-                link = workdir.conf / sub / entry.name
+            entries = merged[sub]
+            for name in names:
+                entries[name] = os.path.join(source_dir, name)
+    conf = str(workdir.conf)
+    for sub, entries in merged.items():
+        for name in sorted(entries):
+            source, link = entries[name], os.path.join(conf, sub, name)
+            try:
                 try:
-                    if link.is_symlink() or link.exists():
-                        link.unlink()
-                    link.symlink_to(entry.absolute())
-                except OSError as exc:
-                    raise CdistError(f"Linking {sub} {entry} to {link} failed: {exc}") from exc
+                    os.symlink(source, link)
+                except FileExistsError:  # a reused out dir (-o): replace
+                    os.unlink(link)
+                    os.symlink(source, link)
+            except OSError as exc:
+                raise CdistError(f"Linking {sub} {source} to {link} failed: {exc}") from exc
 
 
-def _drop_invalid_types(workdir: WorkDir, log: logging.LoggerAdapter[logging.Logger]) -> None:
-    for entry in sorted(workdir.type_base.iterdir()):
-        if entry.name.startswith(".") or entry.is_dir():
+def _check_types_and_write_launchers(
+    workdir: WorkDir, log: logging.LoggerAdapter[logging.Logger]
+) -> None:
+    """Drop type entries that are not directories (with cdist's warning) and give every
+    type a launcher in ``bin/``: a small sh script instead of a symlink to our
+    executable, which names the type and takes the engine's fast path when one serves
+    the host."""
+    type_base, bin_dir = str(workdir.type_base), str(workdir.bin)
+    for name in sorted(os.listdir(type_base)):
+        if name.startswith("."):
             continue
-        log.warning(
-            "Ignoring invalid type '%s' at '%s' defined at '%s'",
-            entry.name,
-            entry,
-            os.path.realpath(entry),
+        entry = os.path.join(type_base, name)
+        if not os.path.isdir(entry):
+            log.warning(
+                "Ignoring invalid type '%s' at '%s' defined at '%s'",
+                name,
+                entry,
+                os.path.realpath(entry),
+            )
+            os.unlink(entry)
+            continue
+        launcher = os.open(
+            os.path.join(bin_dir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755
         )
-        entry.unlink()
-
-
-def _write_emulator_launchers(workdir: WorkDir) -> None:
-    # A small sh launcher instead of a symlink to our executable: it names the type
-    # explicitly and takes the engine's fast path when one serves the host.
-    for entry in workdir.type_base.iterdir():
-        if entry.name.startswith(".") or not entry.is_dir():
-            continue
-        launcher = workdir.bin / entry.name
-        launcher.write_text(launcher_text(entry.name))
-        launcher.chmod(0o755)
+        try:
+            os.write(launcher, launcher_text(name).encode())
+            os.fchmod(launcher, 0o755)  # whatever the umask
+        finally:
+            os.close(launcher)
