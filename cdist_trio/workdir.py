@@ -118,6 +118,11 @@ def _merge_conf_dirs(workdir: WorkDir, conf_dirs: Sequence[Path]) -> None:
                 names = os.listdir(source_dir)
             except (FileNotFoundError, NotADirectoryError):
                 continue
+            except OSError as exc:
+                raise CdistError(
+                    f"Cannot read conf dir {source_dir}: {exc.strerror}; make it readable "
+                    "or leave its conf dir out"
+                ) from exc
             entries = merged[sub]
             for name in names:
                 entries[name] = os.path.join(source_dir, name)

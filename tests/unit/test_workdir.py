@@ -6,6 +6,9 @@ import logging
 import os
 from pathlib import Path
 
+import pytest
+
+from cdist_trio.errors import CdistError
 from cdist_trio.workdir import create_workdir
 
 LOG = logging.LoggerAdapter(logging.getLogger("test-workdir"), {})
@@ -42,3 +45,16 @@ def test_a_reused_workdir_gets_its_links_replaced(tmp_path: Path) -> None:
     create_workdir(tmp_path / "h" / "data", [first], LOG)
     again = create_workdir(tmp_path / "h" / "data", [first, second], LOG)
     assert os.readlink(again.type_base / "__a") == str(second / "type" / "__a")
+
+
+def test_an_unreadable_conf_dir_is_a_clear_error(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        # root reads anything; a directory symlink loop gives the same kind of error
+        conf = tmp_path / "loop"
+        (conf).mkdir()
+        (conf / "type").symlink_to(conf / "type")
+    else:
+        conf = _conf(tmp_path / "closed", "__a")
+        (conf / "type").chmod(0)
+    with pytest.raises(CdistError, match=r"Cannot read conf dir .*/type: .*leave its conf dir out"):
+        create_workdir(tmp_path / "h" / "data", [conf], LOG)
