@@ -118,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _remote_out(options: argparse.Namespace) -> str:
+    """Both tools' ``-r``: on the targets' tmpfs unless ``--remote-dir-on-disk``."""
+    return REMOTE_OUT_DISK if options.remote_dir_on_disk else REMOTE_OUT_TMPFS
+
+
 def _reset(targets: Sequence[SshTarget], remote_out: str) -> None:
     command = reset_command(remote_out)
     with concurrent.futures.ThreadPoolExecutor(min(len(targets), 10)) as pool:
@@ -151,7 +156,7 @@ class Bench:
         self.runs: int = options.runs
         self.warmup: int = options.warmup
         self.timeout: float = options.timeout
-        self.remote_out: str = REMOTE_OUT_DISK if options.remote_dir_on_disk else REMOTE_OUT_TMPFS
+        self.remote_out = _remote_out(options)
         self.scratch = Path(tempfile.mkdtemp(prefix="cdist-trio-bench-"))
         self.applied: dict[str, tuple[str, int, int]] = {}
         self.failed = False
@@ -184,9 +189,8 @@ class Bench:
         cell = Cell(tool.name)
         state = (tool.name, workload.hosts, workload.objects)
         if not workload.reset_before and self.applied.get("state") != state:
-            _reset(
-                targets, self.remote_out
-            )  # prime: this tool applies the workload once, unmeasured
+            # prime: this tool applies the workload once, unmeasured
+            _reset(targets, self.remote_out)
             if not self._check(cell, self.one_run(tool, workload, manifest), "prime"):
                 return cell
         for index in range(self.warmup + self.runs):
@@ -311,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "quick": options.quick,
             "timeout": options.timeout,
             "sshd": "defaults (MaxSessions 10, MaxStartups 10:30:100), debian flavour",
-            "remote_dir": REMOTE_OUT_DISK if options.remote_dir_on_disk else REMOTE_OUT_TMPFS,
+            "remote_dir": _remote_out(options),
             "remote_dir_on": "disk" if options.remote_dir_on_disk else "tmpfs",
         },
         "workloads": [],
