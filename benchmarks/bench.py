@@ -36,6 +36,27 @@ from .workloads import (
 )
 
 TRANSPORTS = ("openssh", "asyncssh")
+#: Where both tools' local files go ($TMPDIR: the work directory; $HOME: the cache),
+#: unless ``--local-dir-on-disk``.  The local side has the disk problem the targets have
+#: (see `REMOTE_TMPFS`): a run creates about 20 files per object and deletes some of them
+#: again, and on this machine's ext4 without a journal each new inode then skips, reading
+#: its table block, every inode deleted in the last minutes.  perf of W2 (cdist-trio,
+#: asyncssh): the engine's kernel time was 1.4 s on the disk, three quarters of it in
+#: ``recently_deleted``, and 0.36 s on a tmpfs.  A tmpfs stands in for a usual disk and
+#: for Debian's default ``/tmp``.
+LOCAL_TMPFS = Path("/dev/shm")
+
+
+def local_tmpfs(candidate: Path = LOCAL_TMPFS, mounts: Path = Path("/proc/mounts")) -> Path | None:
+    """`candidate` if it is a tmpfs mount point this process can write to, else None."""
+    try:
+        lines = mounts.read_text().splitlines()
+    except OSError:
+        return None
+    on_tmpfs = any(
+        len(f) > 2 and f[1] == str(candidate) and f[2] == "tmpfs" for f in map(str.split, lines)
+    )
+    return candidate if on_tmpfs and os.access(candidate, os.W_OK | os.X_OK) else None
 
 
 @dataclass
@@ -112,6 +133,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"keep the tools' remote directory at {REMOTE_OUT_DISK} on the targets' disk "
         f"instead of a tmpfs at {REMOTE_TMPFS} (see benchmarks/README.md)",
     )
+    parser.add_argument(
+        "--local-dir-on-disk",
+        action="store_true",
+        help=f"keep the tools' local work directory ($TMPDIR) and cache ($HOME) on the "
+        f"disk instead of a tmpfs at {LOCAL_TMPFS} (see benchmarks/README.md)",
+    )
     parser.add_argument("--no-cdist", action="store_true", help="skip cdist 7.0.0 (no ratios then)")
     parser.add_argument("--cdist-venv", type=Path, default=DEFAULT_CDIST_VENV)
     parser.add_argument("--output", type=Path, default=None, help="JSON file to write")
@@ -158,6 +185,9 @@ class Bench:
         self.timeout: float = options.timeout
         self.remote_out = _remote_out(options)
         self.scratch = Path(tempfile.mkdtemp(prefix="cdist-trio-bench-"))
+        tmpfs = None if options.local_dir_on_disk else local_tmpfs()
+        self.local_on_tmpfs = tmpfs is not None
+        self.local = Path(tempfile.mkdtemp(prefix="cdist-trio-bench-", dir=tmpfs))
         self.applied: dict[str, tuple[str, int, int]] = {}
         self.failed = False
 
@@ -167,21 +197,28 @@ class Bench:
         return path
 
     def one_run(self, tool: Tool, workload: Workload, manifest: Path) -> Measurement:
-        # Every run's $HOME stays until the session ends: deleting a run's cache (thousands
-        # of small files) right before the next run makes that run's file creation slow
-        # on ext4 without a journal (it skips recently deleted inodes), whichever tool.
-        home = Path(tempfile.mkdtemp(prefix="home-", dir=self.scratch))
-        return run_measured(
-            tool.argv(
-                manifest,
-                self.hosts_file(workload),
-                workload.parallel,
-                workload.jobs,
-                self.remote_out,
-            ),
-            env=tool.env(home),
-            timeout=self.timeout,
-        )
+        # Each run gets its own $HOME and $TMPDIR.  On the disk they stay until the session
+        # ends: deleting a run's cache (thousands of small files) right before the next run
+        # makes that run's file creation slow on ext4 without a journal (it skips recently
+        # deleted inodes), whichever tool.  A tmpfs has no such scan: removed right away.
+        home = Path(tempfile.mkdtemp(prefix="home-", dir=self.local))
+        tmpdir = home / "tmp"
+        tmpdir.mkdir()
+        try:
+            return run_measured(
+                tool.argv(
+                    manifest,
+                    self.hosts_file(workload),
+                    workload.parallel,
+                    workload.jobs,
+                    self.remote_out,
+                ),
+                env=tool.env(home, tmpdir),
+                timeout=self.timeout,
+            )
+        finally:
+            if self.local_on_tmpfs:
+                shutil.rmtree(home, ignore_errors=True)
 
     def measure(self, tool: Tool, workload: Workload) -> Cell:
         targets = self.fleet.targets[: workload.hosts]
@@ -325,6 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: targets up in {fleet.start_seconds:.1f} s", flush=True)
         tools = [cdist_trio_tool(t, fleet.ssh_config) for t in TRANSPORTS]
         bench = Bench(fleet, tools, options)
+        results["settings"]["local_dir"] = str(bench.local)
+        results["settings"]["local_dir_on"] = "tmpfs" if bench.local_on_tmpfs else "disk"
+        if not bench.local_on_tmpfs and not options.local_dir_on_disk:
+            print(f"bench: {LOCAL_TMPFS} is no writable tmpfs; local files stay on the disk")
         if not options.no_cdist:
             wrappers = ssh_wrappers(bench.scratch / "bin", fleet.ssh_config)
             tools.append(cdist_tool(ensure_cdist(options.cdist_venv), wrappers))
@@ -346,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
         finally:
             shutil.rmtree(bench.scratch, ignore_errors=True)
+            shutil.rmtree(bench.local, ignore_errors=True)
     path = report.write_json("latest", results, options.output)
     print("\n\n".join(tables))
     print(f"\nbench: results written to {path}")

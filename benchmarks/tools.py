@@ -48,10 +48,14 @@ class Tool:
             str(jobs),
         ]
 
-    def env(self, home: Path) -> dict[str, str]:
+    def env(self, home: Path, tmpdir: Path | None = None) -> dict[str, str]:
+        """The environment of one run: ``$HOME`` (the cache goes there) and, if given,
+        ``$TMPDIR`` (both tools' local work directory goes there)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("CDIST")}
         env.update(self.extra_env)
         env["HOME"] = str(home)
+        if tmpdir is not None:
+            env["TMPDIR"] = str(tmpdir)
         if "PATH" in self.extra_env:
             env["PATH"] = f"{self.extra_env['PATH']}{os.pathsep}{os.environ.get('PATH', '')}"
         return env

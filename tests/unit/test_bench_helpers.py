@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from benchmarks.bench import _groups
+from benchmarks.bench import _groups, local_tmpfs
 from benchmarks.fake_remote import FakeCounters, FakeRemote, answer_batch, step_output
 from benchmarks.measure import run_measured
 from benchmarks.report import format_table, ratio
@@ -34,6 +34,20 @@ def test_bench_manifest_rejects_odd_counts() -> None:
 def test_bench_groups_keep_nothing_to_change_with_its_twin() -> None:
     groups = _groups(standard_workloads())
     assert [[w.key for w in g] for g in groups] == [["W1"], ["W2", "W3"], ["W4"]]
+
+
+def test_bench_local_tmpfs_only_a_writable_tmpfs_mount_point(tmp_path: Path) -> None:
+    mounts = tmp_path / "mounts"
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    mounts.write_text(f"/dev/vda / ext4 rw 0 0\ntmpfs {shm} tmpfs rw,nosuid 0 0\n")
+    assert local_tmpfs(shm, mounts) == shm
+    mounts.write_text(f"/dev/vda / ext4 rw 0 0\n/dev/vdb {shm} ext4 rw 0 0\n")
+    assert local_tmpfs(shm, mounts) is None
+    # a tmpfs elsewhere does not make a directory below it a mount point
+    mounts.write_text(f"tmpfs {tmp_path} tmpfs rw 0 0\n")
+    assert local_tmpfs(shm, mounts) is None
+    assert local_tmpfs(shm, tmp_path / "missing") is None
 
 
 def test_bench_table_aligns_columns() -> None:
