@@ -47,16 +47,29 @@ TRANSPORTS = ("openssh", "asyncssh")
 LOCAL_TMPFS = Path("/dev/shm")
 
 
-def local_tmpfs(candidate: Path = LOCAL_TMPFS, mounts: Path = Path("/proc/mounts")) -> Path | None:
-    """`candidate` if it is a tmpfs mount point this process can write to, else None."""
+#: A run's local files take about 15 MB (cdist-trio, W2) and some times that for cdist;
+#: a smaller tmpfs (a container's 64 MB /dev/shm) would fail runs, so the disk is used.
+LOCAL_TMPFS_MIN_FREE = 512 * 2**20
+
+
+def local_tmpfs(
+    candidate: Path = LOCAL_TMPFS,
+    mounts: Path = Path("/proc/mounts"),
+    min_free: int = LOCAL_TMPFS_MIN_FREE,
+) -> Path | None:
+    """`candidate` if it is a tmpfs mount point this process can write to with at least
+    ``min_free`` bytes free, else None."""
     try:
         lines = mounts.read_text().splitlines()
+        on_tmpfs = any(
+            len(f) > 2 and f[1] == str(candidate) and f[2] == "tmpfs" for f in map(str.split, lines)
+        )
+        if not on_tmpfs or not os.access(candidate, os.W_OK | os.X_OK):
+            return None
+        stat = os.statvfs(candidate)
     except OSError:
         return None
-    on_tmpfs = any(
-        len(f) > 2 and f[1] == str(candidate) and f[2] == "tmpfs" for f in map(str.split, lines)
-    )
-    return candidate if on_tmpfs and os.access(candidate, os.W_OK | os.X_OK) else None
+    return candidate if stat.f_bavail * stat.f_frsize >= min_free else None
 
 
 @dataclass
@@ -365,7 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["settings"]["local_dir"] = str(bench.local)
         results["settings"]["local_dir_on"] = "tmpfs" if bench.local_on_tmpfs else "disk"
         if not bench.local_on_tmpfs and not options.local_dir_on_disk:
-            print(f"bench: {LOCAL_TMPFS} is no writable tmpfs; local files stay on the disk")
+            print(
+                f"bench: {LOCAL_TMPFS} is no writable tmpfs with "
+                f"{LOCAL_TMPFS_MIN_FREE // 2**20} MiB free; local files stay on the disk"
+            )
         if not options.no_cdist:
             wrappers = ssh_wrappers(bench.scratch / "bin", fleet.ssh_config)
             tools.append(cdist_tool(ensure_cdist(options.cdist_venv), wrappers))

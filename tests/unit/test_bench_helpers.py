@@ -48,6 +48,10 @@ def test_bench_local_tmpfs_only_a_writable_tmpfs_mount_point(tmp_path: Path) -> 
     mounts.write_text(f"tmpfs {tmp_path} tmpfs rw 0 0\n")
     assert local_tmpfs(shm, mounts) is None
     assert local_tmpfs(shm, tmp_path / "missing") is None
+    # too small a tmpfs (a container's 64 MB /dev/shm) is not used either
+    mounts.write_text(f"tmpfs {shm} tmpfs rw 0 0\n")
+    assert local_tmpfs(shm, mounts, min_free=0) == shm
+    assert local_tmpfs(shm, mounts, min_free=2**62) is None
 
 
 def test_bench_table_aligns_columns() -> None:
