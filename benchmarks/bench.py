@@ -200,7 +200,10 @@ class Bench:
         self.scratch = Path(tempfile.mkdtemp(prefix="cdist-trio-bench-"))
         tmpfs = None if options.local_dir_on_disk else local_tmpfs()
         self.local_on_tmpfs = tmpfs is not None
-        self.local = Path(tempfile.mkdtemp(prefix="cdist-trio-bench-", dir=tmpfs))
+        #: Where each run's $HOME and $TMPDIR go: the tmpfs, else the scratch.
+        self.local = (
+            Path(tempfile.mkdtemp(prefix="cdist-trio-bench-", dir=tmpfs)) if tmpfs else self.scratch
+        )
         self.applied: dict[str, tuple[str, int, int]] = {}
         self.failed = False
 
@@ -402,8 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         {**asdict(workload), "cells": [c.to_json() for c in cells[workload.key]]}
                     )
         finally:
-            shutil.rmtree(bench.scratch, ignore_errors=True)
-            shutil.rmtree(bench.local, ignore_errors=True)
+            for directory in {bench.scratch, bench.local}:
+                shutil.rmtree(directory, ignore_errors=True)
     path = report.write_json("latest", results, options.output)
     print("\n\n".join(tables))
     print(f"\nbench: results written to {path}")

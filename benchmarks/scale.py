@@ -152,13 +152,6 @@ def _run_child(hosts: int, options: argparse.Namespace) -> dict[str, Any]:
     """One host count in a fresh child process; its scratch (the hosts' caches: gigabytes
     at 10,000 hosts) is removed afterwards, whatever the child did."""
     scratch = tempfile.mkdtemp(prefix="cdist-trio-scale-")
-    try:
-        return _child(hosts, options, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _child(hosts: int, options: argparse.Namespace, scratch: str) -> dict[str, Any]:
     argv = [
         sys.executable,
         "-m",
@@ -176,7 +169,10 @@ def _child(hosts: int, options: argparse.Namespace, scratch: str) -> dict[str, A
         "-j",
         str(options.jobs),
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if done.returncode != 0:
         raise RuntimeError(f"scale run of {hosts} hosts failed:\n{done.stderr[-3000:]}")
     data: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
