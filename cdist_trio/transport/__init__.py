@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +24,7 @@ from .command import CommandRemote
 from .local import LocalRemote
 from .openssh import base_options, open_openssh_remote
 from .pool import SessionPool
+from .sshconfig import ConfigCuts
 
 if TYPE_CHECKING:
     from ..shellpool import ShellPool
@@ -38,7 +41,7 @@ def local_process_limit() -> int:
 
 class TransportResources:
     """Run-wide state: ``connect_limiter``, ``local_processes`` and, on demand, the
-    asyncio thread."""
+    asyncio thread and the ssh_config read once for every host (`ssh_config_cuts`)."""
 
     def __init__(
         self,
@@ -51,6 +54,21 @@ class TransportResources:
         self.local_shells = local_shells
         """Shells that source local scripts (`shellpool`), owned by the run."""
         self._aio: AsyncioThread | None = None
+        self._cuts: dict[Path, ConfigCuts] = {}
+        self._cuts_lock = trio.Lock()
+        self._cuts_directory: Path | None = None
+
+    async def ssh_config_cuts(self, path: Path) -> ConfigCuts:
+        """``path`` read once for the whole run (in a thread: a big file takes a while),
+        its per-host copies in a temporary directory that `close` removes."""
+        async with self._cuts_lock:
+            cuts = self._cuts.get(path)
+            if cuts is None:
+                if self._cuts_directory is None:
+                    self._cuts_directory = Path(tempfile.mkdtemp(prefix="cdist-trio-ssh_config."))
+                cuts = await trio.to_thread.run_sync(ConfigCuts, path, self._cuts_directory)
+                self._cuts[path] = cuts
+            return cuts
 
     def asyncio_thread(self) -> AsyncioThread:
         if self._aio is None:
@@ -61,6 +79,10 @@ class TransportResources:
         if self._aio is not None:
             self._aio.close()
             self._aio = None
+        if self._cuts_directory is not None:
+            shutil.rmtree(self._cuts_directory, ignore_errors=True)
+            self._cuts_directory = None
+            self._cuts.clear()
 
 
 @asynccontextmanager
@@ -102,18 +124,27 @@ async def open_remote(
     elif transport == "asyncssh":
         from .asyncssh import open_asyncssh_remote
 
+        config = ssh_config if ssh_config is not None else _default_ssh_config()
+        cuts = await resources.ssh_config_cuts(config) if config is not None else None
         async with open_asyncssh_remote(
             host,
             aio=resources.asyncio_thread(),
             connect_limiter=resources.connect_limiter,
             pool=SessionPool(max_sessions, max_connections),
             ssh_config=ssh_config,
+            config_for_host=cuts.path_for(host) if cuts is not None else None,
             address_family=address_family,
             log=log,
         ) as remote:
             yield remote
     else:
         raise ValueError(f"unknown transport {transport!r}")
+
+
+def _default_ssh_config() -> Path | None:
+    """The file asyncssh reads when given none: ``~/.ssh/config``, if readable."""
+    path = Path("~", ".ssh", "config").expanduser()
+    return path if os.access(path, os.R_OK) else None
 
 
 __all__ = [

@@ -109,16 +109,20 @@ async def open_asyncssh_remote(
     connect_limiter: trio.CapacityLimiter,
     pool: SessionPool,
     ssh_config: Path | None = None,
+    config_for_host: Path | None = None,
     address_family: int | None = None,
     log: Any = None,
 ) -> AsyncIterator[AsyncsshRemote]:
+    """Sessions to ``host`` over pooled asyncssh connections.  ``config_for_host``: the
+    ssh_config to read (`sshconfig.ConfigCuts.path_for`), by default ``ssh_config``."""
     if _asyncssh is None:
         raise ConnectError("the asyncssh transport needs: pip install 'cdist-trio[asyncssh]'")
     import socket
 
     kwargs: dict[str, Any] = {"username": "root"}
-    if ssh_config is not None:
-        kwargs["config"] = [str(ssh_config)]
+    config = config_for_host or ssh_config
+    if config is not None:
+        kwargs["config"] = [str(config)]
     if address_family in (4, 6):
         kwargs["family"] = socket.AF_INET if address_family == 4 else socket.AF_INET6
 
@@ -131,6 +135,24 @@ async def open_asyncssh_remote(
             return await aio.call(_connect)
         except (OSError, _asyncssh.Error) as exc:
             raise _map_connect_error(host, exc) from exc
+        except ValueError as exc:  # the ssh_config or an option: never retried
+            raise ConnectError(f"{host}: {await _config_error(exc)}") from exc
+
+    async def _config_error(exc: ValueError) -> str:
+        """What asyncssh says about the file the user gave, not about its cut copy."""
+        if config_for_host is None or config_for_host == ssh_config:
+            return str(exc)
+
+        async def _options() -> str:
+            try:
+                _asyncssh.SSHClientConnectionOptions(
+                    **{**kwargs, "config": [str(ssh_config)] if ssh_config else ()}, host=host
+                )
+            except ValueError as original:
+                return str(original)
+            return str(exc)
+
+        return await aio.call(_options)
 
     async def close(conn: Any) -> None:
         async def _close() -> None:
