@@ -1,5 +1,9 @@
-"""The ssh_config cut per host (`transport.sshconfig`): asyncssh reads from the cut what
-it reads from the whole file, and the whole file is used where a cut could differ."""
+"""What the asyncssh transport reads once per run instead of at every handshake.
+
+The ssh_config cut per host (`transport.sshconfig`): asyncssh reads from the cut what it
+reads from the whole file, and the whole file is used where a cut could differ.  The
+known_hosts files (`KnownHostsFiles`): read once, the same keys as asyncssh's own read.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import pytest
 
 from cdist_trio.errors import ConnectError
 from cdist_trio.transport import TransportResources, open_remote
+from cdist_trio.transport.asyncssh import KnownHostsFiles
 from cdist_trio.transport.sshconfig import ConfigCuts
 
 asyncssh = pytest.importorskip("asyncssh")
@@ -189,3 +194,52 @@ async def test_the_run_removes_its_cuts(config: Path) -> None:
     assert cut.exists()
     resources.close()
     assert not cut.parent.exists()
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKo9x3n0bPq9hX8dVNBLJhXmQ2ZWmFK1w0MmnqkGQ3xA"
+OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1Dbd8Q5Hrq8MpBqYQ0KqW6QeEq8jW2R5BoHhZ7C9tQ"
+
+
+def options_for(tmp_path: Path, host: str, known_hosts_line: str) -> object:
+    config = tmp_path / "kh_config"
+    config.write_text(f"Host *\n    {known_hosts_line}\n")
+    return asyncssh.SSHClientConnectionOptions(config=[str(config)], host=host, client_keys=[])
+
+
+def trusted(known: object, port: int) -> list[str]:
+    """The host keys trusted for a host named web-1 at 127.0.0.1:``port``."""
+    keys = asyncssh.match_known_hosts(known, "web-1", "127.0.0.1", port)[0]
+    return [" ".join(key.export_public_key().decode().split()[:2]) for key in keys]
+
+
+def test_known_hosts_files_are_read_once_with_the_keys_asyncssh_reads(tmp_path: Path) -> None:
+    path = tmp_path / "known_hosts"
+    path.write_text(f"[127.0.0.1]:2201 {KEY}\n[127.0.0.1]:2202 {OTHER}\n")
+    files = KnownHostsFiles()
+    known = files.lookup(options_for(tmp_path, "web-1", f"UserKnownHostsFile {path}"))
+    assert trusted(known, 2201) == trusted(str(path), 2201) == [KEY]
+    assert trusted(known, 2202) == [OTHER]
+    path.write_text("")  # read once: a second host gets what was read
+    again = files.lookup(options_for(tmp_path, "web-2", f"UserKnownHostsFile {path}"))
+    assert again is known
+
+
+def test_the_default_known_hosts_file_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    files = KnownHostsFiles()
+    options = asyncssh.SSHClientConnectionOptions(config=[], host="web-1", client_keys=[])
+    assert files.lookup(options) == ()  # no ~/.ssh/known_hosts: asyncssh's own default
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:2201 {KEY}\n")
+    known = files.lookup(options)
+    assert trusted(known, 2201) == [KEY]
+    assert files.lookup(options) is known
+
+
+def test_no_check_and_unreadable_files_are_left_to_asyncssh(tmp_path: Path) -> None:
+    files = KnownHostsFiles()
+    assert files.lookup(options_for(tmp_path, "web-1", "UserKnownHostsFile none")) == ()
+    missing = tmp_path / "missing"
+    assert files.lookup(options_for(tmp_path, "web-1", f"UserKnownHostsFile {missing}")) == ()
