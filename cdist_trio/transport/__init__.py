@@ -54,8 +54,8 @@ class TransportResources:
         self.local_shells = local_shells
         """Shells that source local scripts (`shellpool`), owned by the run."""
         self._aio: AsyncioThread | None = None
-        self.known_hosts: Any = None
-        """The asyncssh transport's `KnownHostsFiles`, made by its first host."""
+        self.handshake_files: Any = None
+        """The asyncssh transport's `HandshakeFiles`, made by its first host."""
         self._cuts: dict[Path, ConfigCuts] = {}
         self._cuts_lock = trio.Lock()
         self._cuts_directory: Path | None = None
@@ -124,10 +124,11 @@ async def open_remote(
         ) as remote:
             yield remote
     elif transport == "asyncssh":
-        from .asyncssh import KnownHostsFiles, open_asyncssh_remote
+        from .asyncssh import open_asyncssh_remote
+        from .handshake_files import HandshakeFiles
 
-        if resources.known_hosts is None:
-            resources.known_hosts = KnownHostsFiles()
+        if resources.handshake_files is None:
+            resources.handshake_files = HandshakeFiles()
         config = ssh_config if ssh_config is not None else _default_ssh_config()
         cuts = await resources.ssh_config_cuts(config) if config is not None else None
         async with open_asyncssh_remote(
@@ -137,7 +138,7 @@ async def open_remote(
             pool=SessionPool(max_sessions, max_connections),
             ssh_config=ssh_config,
             config_for_host=cuts.path_for(host) if cuts is not None else None,
-            known_hosts=resources.known_hosts,
+            files=resources.handshake_files,
             address_family=address_family,
             log=log,
         ) as remote:

@@ -8,11 +8,10 @@ waits; a dropped handshake (MaxStartups) is retried with backoff.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -35,40 +34,11 @@ try:
 except ImportError:  # pragma: no cover - the extra is not installed
     _asyncssh = None  # type: ignore[assignment]
 
+if TYPE_CHECKING:
+    from .handshake_files import HandshakeFiles
+
 # RFC 4254 channel open failure reasons that mean "no more sessions here".
 _SESSION_LIMIT_CODES = {2, 4}
-
-
-class KnownHostsFiles:
-    """The known_hosts files of a run, each read once: asyncssh reads them at every
-    handshake (61 ms for a 10,000-line file here).  Used on the asyncio thread only."""
-
-    def __init__(self) -> None:
-        self._read: dict[tuple[str, ...], Any] = {}
-
-    def lookup(self, options: Any) -> Any:
-        """What to connect with as ``known_hosts``: the files that ``options`` name (or
-        ``~/.ssh/known_hosts``), read once; ``()`` leaves it to asyncssh (no host key
-        check, no file, or one it cannot read: asyncssh then says why)."""
-        paths = options.known_hosts
-        if paths is None:
-            return ()
-        if not paths:
-            default = Path("~", ".ssh", "known_hosts").expanduser()
-            if not (default.is_file() and os.access(default, os.R_OK)):
-                return ()
-            paths = [str(default)]
-        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-            return ()
-        key = tuple(paths)
-        known = self._read.get(key)
-        if known is None:
-            try:
-                known = _asyncssh.read_known_hosts(list(key))
-            except (OSError, ValueError):
-                return ()
-            self._read[key] = known
-        return known
 
 
 class AsyncsshRemote(PooledRemote):
@@ -143,13 +113,13 @@ async def open_asyncssh_remote(
     pool: SessionPool,
     ssh_config: Path | None = None,
     config_for_host: Path | None = None,
-    known_hosts: KnownHostsFiles | None = None,
+    files: HandshakeFiles | None = None,
     address_family: int | None = None,
     log: Any = None,
 ) -> AsyncIterator[AsyncsshRemote]:
     """Sessions to ``host`` over pooled asyncssh connections.  ``config_for_host``: the
     ssh_config to read (`sshconfig.ConfigCuts.path_for`), by default ``ssh_config``;
-    ``known_hosts``: the run's known_hosts files, read once."""
+    ``files``: the run's keys and known_hosts, read once."""
     if _asyncssh is None:
         raise ConnectError("the asyncssh transport needs: pip install 'cdist-trio[asyncssh]'")
     import socket
@@ -165,13 +135,10 @@ async def open_asyncssh_remote(
         try:
 
             async def _connect() -> Any:
-                if known_hosts is None:
+                if files is None:
                     return await _asyncssh.connect(host, **kwargs)
-                options = _asyncssh.SSHClientConnectionOptions(**kwargs, host=host)
-                known = known_hosts.lookup(options)
-                if known == ():
-                    return await _asyncssh.connect(host, options=options)
-                return await _asyncssh.connect(host, options=options, known_hosts=known)
+                options, extra = files.options(host, **kwargs)
+                return await _asyncssh.connect(host, options=options, **extra)
 
             return await aio.call(_connect)
         except (OSError, _asyncssh.Error) as exc:

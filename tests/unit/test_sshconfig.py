@@ -1,19 +1,21 @@
 """What the asyncssh transport reads once per run instead of at every handshake.
 
 The ssh_config cut per host (`transport.sshconfig`): asyncssh reads from the cut what it
-reads from the whole file, and the whole file is used where a cut could differ.  The
-known_hosts files (`KnownHostsFiles`): read once, the same keys as asyncssh's own read.
+reads from the whole file, and the whole file is used where a cut could differ.  Client
+keys and known_hosts files (`transport.handshake_files`): loaded once, the same keys as
+asyncssh's own loading.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cdist_trio.errors import ConnectError
 from cdist_trio.transport import TransportResources, open_remote
-from cdist_trio.transport.asyncssh import KnownHostsFiles
+from cdist_trio.transport.handshake_files import HandshakeFiles
 from cdist_trio.transport.sshconfig import ConfigCuts
 
 asyncssh = pytest.importorskip("asyncssh")
@@ -200,10 +202,14 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKo9x3n0bPq9hX8dVNBLJhXmQ2ZWmFK1w0Mmn
 OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1Dbd8Q5Hrq8MpBqYQ0KqW6QeEq8jW2R5BoHhZ7C9tQ"
 
 
-def options_for(tmp_path: Path, host: str, known_hosts_line: str) -> object:
-    config = tmp_path / "kh_config"
-    config.write_text(f"Host *\n    {known_hosts_line}\n")
-    return asyncssh.SSHClientConnectionOptions(config=[str(config)], host=host, client_keys=[])
+def write_config(tmp_path: Path, *lines: str) -> Path:
+    config = tmp_path / "files_config"
+    config.write_text("Host *\n" + "".join(f"    {line}\n" for line in lines))
+    return config
+
+
+def connect_options(files: HandshakeFiles, config: Path, host: str) -> tuple[Any, dict[str, Any]]:
+    return files.options(host, username="root", config=[str(config)])
 
 
 def trusted(known: object, port: int) -> list[str]:
@@ -212,34 +218,90 @@ def trusted(known: object, port: int) -> list[str]:
     return [" ".join(key.export_public_key().decode().split()[:2]) for key in keys]
 
 
+def public(keys: Any) -> list[bytes]:
+    return [key.public_data for key in keys]
+
+
 def test_known_hosts_files_are_read_once_with_the_keys_asyncssh_reads(tmp_path: Path) -> None:
     path = tmp_path / "known_hosts"
     path.write_text(f"[127.0.0.1]:2201 {KEY}\n[127.0.0.1]:2202 {OTHER}\n")
-    files = KnownHostsFiles()
-    known = files.lookup(options_for(tmp_path, "web-1", f"UserKnownHostsFile {path}"))
+    config = write_config(tmp_path, f"UserKnownHostsFile {path}")
+    files = HandshakeFiles()
+    _, extra = connect_options(files, config, "web-1")
+    known = extra["known_hosts"]
     assert trusted(known, 2201) == trusted(str(path), 2201) == [KEY]
     assert trusted(known, 2202) == [OTHER]
     path.write_text("")  # read once: a second host gets what was read
-    again = files.lookup(options_for(tmp_path, "web-2", f"UserKnownHostsFile {path}"))
-    assert again is known
+    assert connect_options(files, config, "web-2")[1]["known_hosts"] is known
 
 
 def test_the_default_known_hosts_file_is_read_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    files = KnownHostsFiles()
-    options = asyncssh.SSHClientConnectionOptions(config=[], host="web-1", client_keys=[])
-    assert files.lookup(options) == ()  # no ~/.ssh/known_hosts: asyncssh's own default
+    files = HandshakeFiles()
+    config = write_config(tmp_path, "Port 2201")
+    assert connect_options(files, config, "web-1")[1] == {}  # no ~/.ssh/known_hosts
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:2201 {KEY}\n")
-    known = files.lookup(options)
+    known = connect_options(files, config, "web-1")[1]["known_hosts"]
     assert trusted(known, 2201) == [KEY]
-    assert files.lookup(options) is known
+    assert connect_options(files, config, "web-2")[1]["known_hosts"] is known
 
 
 def test_no_check_and_unreadable_files_are_left_to_asyncssh(tmp_path: Path) -> None:
-    files = KnownHostsFiles()
-    assert files.lookup(options_for(tmp_path, "web-1", "UserKnownHostsFile none")) == ()
-    missing = tmp_path / "missing"
-    assert files.lookup(options_for(tmp_path, "web-1", f"UserKnownHostsFile {missing}")) == ()
+    files = HandshakeFiles()
+    none = write_config(tmp_path, "UserKnownHostsFile none")
+    assert connect_options(files, none, "web-1")[1] == {}
+    missing = write_config(tmp_path, f"UserKnownHostsFile {tmp_path / 'missing'}")
+    assert connect_options(files, missing, "web-1")[1] == {}
+
+
+@pytest.fixture(scope="module")
+def rsa_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "id_rsa"
+    key = asyncssh.generate_private_key("ssh-rsa", key_size=2048)
+    key.write_private_key(str(path))
+    key.write_public_key(str(path) + ".pub")
+    return path
+
+
+@pytest.mark.parametrize("identities_only", ["yes", "no"])
+def test_client_keys_are_loaded_once_with_what_asyncssh_loads(
+    tmp_path: Path, rsa_key: Path, identities_only: str
+) -> None:
+    config = write_config(tmp_path, f"IdentityFile {rsa_key}", f"IdentitiesOnly {identities_only}")
+    files = HandshakeFiles()
+    first, _ = connect_options(files, config, "web-1")
+    second, _ = connect_options(files, config, "web-2")
+    alone = asyncssh.SSHClientConnectionOptions(config=[str(config)], host="web-2")
+    # the same loaded objects, with the keys asyncssh loads itself
+    assert all(a is b for a, b in zip(second.client_keys, first.client_keys, strict=True))
+    assert public(second.client_keys) == public(alone.client_keys)
+    assert second.agent_identities == alone.agent_identities
+
+
+def test_hosts_with_other_keys_get_their_own(tmp_path: Path, rsa_key: Path) -> None:
+    other = tmp_path / "id_ed25519"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(other))
+    config = tmp_path / "two_keys"
+    config.write_text(
+        f"Host web-1\n    IdentityFile {rsa_key}\nHost web-2\n    IdentityFile {other}\n"
+    )
+    files = HandshakeFiles()
+    first, _ = connect_options(files, config, "web-1")
+    second, _ = connect_options(files, config, "web-2")
+    assert public(first.client_keys) != public(second.client_keys)
+
+
+def test_keys_with_certificates_are_left_to_asyncssh(tmp_path: Path, rsa_key: Path) -> None:
+    ca = asyncssh.generate_private_key("ssh-ed25519")
+    user = asyncssh.read_private_key(str(rsa_key))
+    cert = tmp_path / "id_rsa-cert.pub"
+    ca.generate_user_certificate(user, "root").write_certificate(str(cert))
+    config = write_config(tmp_path, f"IdentityFile {rsa_key}", f"CertificateFile {cert}")
+    files = HandshakeFiles()
+    first, _ = connect_options(files, config, "web-1")
+    second, _ = connect_options(files, config, "web-2")
+    assert not any(a is b for a in first.client_keys for b in second.client_keys)
+    assert len(second.client_keys) == len(first.client_keys)
