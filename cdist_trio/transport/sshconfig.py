@@ -84,12 +84,16 @@ class ConfigCuts:
 
     def _read(self) -> bool:
         try:
-            text = self.path.read_text(errors="surrogateescape")
+            # as asyncssh reads it: the locale's encoding, strictly, universal newlines
+            text = self.path.read_text()
         except (OSError, ValueError):
             return False  # asyncssh says what is wrong with it
         head: list[str] = []
         current: list[str] = head
-        for line in text.splitlines(keepends=True):
+        lines = text.split("\n")  # only "\n" ends a line, as in asyncssh's reading
+        if lines[-1] == "":
+            lines.pop()
+        for line in lines:
             stripped = line.strip()
             if stripped and not stripped.startswith("#"):
                 try:
@@ -104,7 +108,7 @@ class ConfigCuts:
                         return False
                     current = []
                     self._add_block(_Block(patterns, current))
-            current.append(line if line.endswith("\n") else line + "\n")
+            current.append(line + "\n")
         self._head = tuple(head)
         return True
 
@@ -135,6 +139,6 @@ class ConfigCuts:
             parts = [*self._head]
             for index in key:
                 parts.extend(self._blocks[index].lines)
-            cut.write_text("".join(parts), errors="surrogateescape")
+            cut.write_text("".join(parts))
             self._cuts[key] = cut
         return cut

@@ -162,6 +162,21 @@ def test_files_a_cut_could_change_are_used_whole(tmp_path: Path, line: str) -> N
     assert cuts.path_for("web-1") == path
 
 
+def test_only_newlines_end_lines(tmp_path: Path) -> None:
+    # a form feed is a line break to str.splitlines, not to asyncssh: "Host elsewhere"
+    # is part of a comment, and the Port below it belongs to web-1's block
+    path = tmp_path / "ssh_config"
+    path.write_text("Host web-1\n    # note\x0cHost elsewhere\n    Port 2201\n")
+    cut = ConfigCuts(path, tmp_path).path_for("web-1")
+    assert effective(cut, "web-1")["port"] == effective(path, "web-1")["port"] == 2201
+
+
+def test_a_file_that_is_not_text_is_left_to_asyncssh(tmp_path: Path) -> None:
+    path = tmp_path / "ssh_config"
+    path.write_bytes(b"Host web-1\n    User \xff\n")
+    assert ConfigCuts(path, tmp_path).path_for("web-1") == path
+
+
 def test_an_unreadable_file_is_left_to_asyncssh(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     assert ConfigCuts(missing, tmp_path).path_for("web-1") == missing
