@@ -2,8 +2,8 @@
 
 asyncssh reads and tokenizes the whole ssh_config for every connection it opens, so a
 run over the hosts of a generated config (one ``Host`` block each) costs time that grows
-with the square of the fleet: 57 ms per connection for a 1,000-host file here, about a
-minute of CPU for the run.  `ConfigCuts` reads the file once and gives asyncssh, per
+with the square of the fleet: 57 to 72 ms per connection for a 1,000-host file here,
+a minute of CPU for the run.  `ConfigCuts` reads the file once and gives asyncssh, per
 host, a copy with only the lines before the first ``Host``, and the ``Host`` blocks whose
 patterns might match that host: asyncssh applies a block only when its ``Host`` line
 matches (it still checks every block it is given), so what it ends up with is the same.
