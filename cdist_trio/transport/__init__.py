@@ -68,7 +68,8 @@ class TransportResources:
             if cuts is None:
                 if self._cuts_directory is None:
                     self._cuts_directory = Path(tempfile.mkdtemp(prefix="cdist-trio-ssh_config."))
-                cuts = await trio.to_thread.run_sync(ConfigCuts, path, self._cuts_directory)
+                directory = Path(tempfile.mkdtemp(dir=self._cuts_directory))  # one per file
+                cuts = await trio.to_thread.run_sync(ConfigCuts, path, directory)
                 self._cuts[path] = cuts
             return cuts
 

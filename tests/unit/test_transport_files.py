@@ -203,6 +203,21 @@ async def test_a_bad_ssh_config_fails_the_host_naming_the_users_file(config: Pat
     assert "twenty-two" in message
 
 
+async def test_two_config_files_in_one_run_keep_their_cuts_apart(
+    config: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other_config"
+    other.write_text("Host web-1\n    Port 2299\n")
+    resources = TransportResources()
+    try:
+        first = (await resources.ssh_config_cuts(config)).path_for("web-1")
+        second = (await resources.ssh_config_cuts(other)).path_for("web-1")
+        assert effective(first, "web-1")["port"] == 2201
+        assert effective(second, "web-1")["port"] == 2299
+    finally:
+        resources.close()
+
+
 async def test_the_run_removes_its_cuts(config: Path) -> None:
     resources = TransportResources()
     cuts = await resources.ssh_config_cuts(config)
@@ -210,7 +225,8 @@ async def test_the_run_removes_its_cuts(config: Path) -> None:
     cut = cuts.path_for("web-1")
     assert cut.exists()
     resources.close()
-    assert not cut.parent.exists()
+    assert not cut.exists()
+    assert not cut.parent.parent.exists()
 
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKo9x3n0bPq9hX8dVNBLJhXmQ2ZWmFK1w0MmnqkGQ3xA"
