@@ -111,9 +111,9 @@ async def open_asyncssh_remote(
     aio: AsyncioThread,
     connect_limiter: trio.CapacityLimiter,
     pool: SessionPool,
+    files: HandshakeFiles,
     ssh_config: Path | None = None,
     config_for_host: Path | None = None,
-    files: HandshakeFiles | None = None,
     address_family: int | None = None,
     log: Any = None,
 ) -> AsyncIterator[AsyncsshRemote]:
@@ -135,8 +135,6 @@ async def open_asyncssh_remote(
         try:
 
             async def _connect() -> Any:
-                if files is None:
-                    return await _asyncssh.connect(host, **kwargs)
                 options, extra = files.options(host, **kwargs)
                 return await _asyncssh.connect(host, options=options, **extra)
 
