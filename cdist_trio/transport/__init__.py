@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -28,6 +28,7 @@ from .sshconfig import ConfigCuts
 
 if TYPE_CHECKING:
     from ..shellpool import ShellPool
+    from .handshake_files import HandshakeFiles
 
 DEFAULT_CONNECT_LIMIT = 10
 
@@ -41,7 +42,8 @@ def local_process_limit() -> int:
 
 class TransportResources:
     """Run-wide state: ``connect_limiter``, ``local_processes`` and, on demand, the
-    asyncio thread and the ssh_config read once for every host (`ssh_config_cuts`)."""
+    asyncio thread, and what the asyncssh transport reads once for every host: the
+    ssh_config (`ssh_config_cuts`), the keys and known_hosts (`handshake_files`)."""
 
     def __init__(
         self,
@@ -54,8 +56,9 @@ class TransportResources:
         self.local_shells = local_shells
         """Shells that source local scripts (`shellpool`), owned by the run."""
         self._aio: AsyncioThread | None = None
-        self.handshake_files: Any = None
-        """The asyncssh transport's `HandshakeFiles`, made by its first host."""
+        self.handshake_files: HandshakeFiles | None = None
+        """The asyncssh transport's `HandshakeFiles`, made by its first host (the module
+        imports asyncssh, so not before)."""
         self._cuts: dict[Path, ConfigCuts] = {}
         self._cuts_lock = trio.Lock()
         self._cuts_directory: Path | None = None
