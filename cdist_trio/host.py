@@ -291,16 +291,17 @@ async def configure_host(
         if isinstance(exc, StageError):
             log.error("%s", exc.render())
             detail: str | None = exc.render()
+            message = str(exc)
+            host_error = HostError.from_exception(exc)
         else:
-            log.error("%s", exc)
-            detail = str(exc)
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return run.report(
-            HostStatus.FAILED,
-            error=first_line,
-            detail=detail,
-            failure=HostError.from_exception(exc),
-        )
+            # Transport errors start with the host name; every line that shows this one
+            # names the host already ("ERROR: web-1: web-1: connection refused").
+            message = _without_host(str(exc), host)
+            log.error("%s", message)
+            detail = message
+            host_error = HostError(type(exc).__name__, message)
+        first_line = message.splitlines()[0] if message else type(exc).__name__
+        return run.report(HostStatus.FAILED, error=first_line, detail=detail, failure=host_error)
 
 
 async def _stage(run: HostRun, name: str, work: Awaitable[object]) -> None:
@@ -310,3 +311,9 @@ async def _stage(run: HostRun, name: str, work: Awaitable[object]) -> None:
         await work
     finally:
         run.stages[name] = trio.current_time() - started
+
+
+def _without_host(message: str, host: str) -> str:
+    """``message`` without a leading ``"<host>: "``."""
+    prefix = f"{host}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message

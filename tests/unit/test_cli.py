@@ -454,3 +454,34 @@ def test_console_main_flushes_its_output_and_exits_with_mains_status(
     )
     assert completed.returncode == status, completed.stderr
     assert text in getattr(completed, stream)
+
+
+@pytest.mark.parametrize("transport", ["asyncssh", "openssh"])
+def test_cli_connect_error_names_the_host_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    transport: str,
+) -> None:
+    """A refused connection (a closed port on loopback): the transports put the host in
+    their messages, and the log line and the report name it once, not twice."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host dead\n    HostName 127.0.0.1\n    Port {port}\n    BatchMode yes\n")
+    manifest = tmp_path / "manifest"
+    manifest.write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    capfd.readouterr()
+    argv = ["config", "--transport", transport, "-F", str(config), "-i", str(manifest)]
+    status = cli.main([*argv, "--no-progress", "dead"])
+    err = capfd.readouterr().err
+    assert status == 1
+    lines = [line for line in err.splitlines() if "refused" in line]
+    assert lines, err
+    for line in lines:
+        assert line.count("dead: ") == 1, line
+    assert any(line.startswith("ERROR: dead: ") for line in lines), err
