@@ -10,6 +10,15 @@ and ``known_hosts`` arguments.
 Keys are shared between hosts whose ssh_config names the same ``IdentityFile`` list and
 ``IdentitiesOnly`` (or neither: the default keys).  With ``CertificateFile`` or
 ``PKCS11Provider`` asyncssh loads them itself, as before.  Used on the asyncio thread only.
+
+The known_hosts files are OpenSSH's, not asyncssh's: the user files (``UserKnownHostsFile``,
+else ``~/.ssh/known_hosts`` and ``known_hosts2``) and the global ones
+(``GlobalKnownHostsFile``, else ``/etc/ssh/ssh_known_hosts`` and ``ssh_known_hosts2``).
+asyncssh alone reads only ``~/.ssh/known_hosts`` by default, and only the global files
+when the ssh_config names those without user files, so a host key that ``ssh`` trusts
+(and the openssh transport with it) failed as "not trusted".  Default files that do not
+exist are skipped, as ssh does; a named one that cannot be read is left to asyncssh,
+which says why.
 """
 
 from __future__ import annotations
@@ -22,6 +31,10 @@ try:
     import asyncssh
 except ImportError:  # pragma: no cover - no extra (`open_asyncssh_remote` says so)
     asyncssh = None  # type: ignore[assignment]
+
+#: OpenSSH's defaults for ``UserKnownHostsFile`` and ``GlobalKnownHostsFile``.
+USER_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
+GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
 
 #: The ssh_config options that decide which keys asyncssh loads for a host.
 _KeySource = tuple[tuple[str, ...] | None, bool]
@@ -53,18 +66,15 @@ class HandshakeFiles:
         return options, {} if known is None else {"known_hosts": known}
 
     def known_hosts(self, options: Any) -> Any:
-        """The known_hosts that ``options`` name (or ``~/.ssh/known_hosts``), read once;
-        None leaves them to asyncssh (no host key check, no file, or one it cannot
-        read: asyncssh then says why)."""
-        paths = options.known_hosts
-        if paths is None:
-            return None
-        if not paths:
-            default = Path("~", ".ssh", "known_hosts").expanduser()
-            if not (default.is_file() and os.access(default, os.R_OK)):
-                return None
-            paths = [str(default)]
-        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        """The known_hosts files OpenSSH would read for ``options`` (see the module
+        docstring), read once; None leaves them to asyncssh (no host key check, no file,
+        or a named one it cannot read: asyncssh then says why)."""
+        if options.known_hosts is None:
+            return None  # UserKnownHostsFile none: asyncssh checks no host key
+        config = options.config
+        paths = _named(config.get("UserKnownHostsFile", ())) or _existing(USER_KNOWN_HOSTS)
+        paths += _named(config.get("GlobalKnownHostsFile", ())) or _existing(GLOBAL_KNOWN_HOSTS)
+        if not paths or not all(isinstance(p, str) for p in paths):
             return None
         key = tuple(paths)
         known = self._known_hosts.get(key)
@@ -75,6 +85,20 @@ class HandshakeFiles:
                 return None
             self._known_hosts[key] = known
         return known
+
+
+def _named(value: Any) -> list[str]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _existing(defaults: tuple[str, ...]) -> list[str]:
+    """The default files that exist and can be read (ssh skips the others)."""
+    found = []
+    for path in defaults:
+        full = Path(path).expanduser()
+        if full.is_file() and os.access(full, os.R_OK):
+            found.append(str(full))
+    return found
 
 
 def _key_source(config: Any) -> _KeySource | None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cdist_trio.errors import ConnectError
-from cdist_trio.transport import TransportResources, open_remote
+from cdist_trio.transport import TransportResources, handshake_files, open_remote
 from cdist_trio.transport.handshake_files import HandshakeFiles
 from cdist_trio.transport.sshconfig import ConfigCuts
 
@@ -278,6 +278,53 @@ def test_the_default_known_hosts_file_is_read_once(
     known = connect_options(files, config, "web-1")[1]["known_hosts"]
     assert trusted(known, 2201) == [KEY]
     assert connect_options(files, config, "web-2")[1]["known_hosts"] is known
+
+
+@pytest.fixture
+def ssh_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """``~`` and the global known_hosts defaults moved under ``tmp_path``: this
+    machine's own files stay out.  Returns (``~/.ssh``, the global default file)."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    system = tmp_path / "etc" / "ssh_known_hosts"
+    system.parent.mkdir()
+    monkeypatch.setattr(handshake_files, "GLOBAL_KNOWN_HOSTS", (str(system), str(system) + "2"))
+    return home / ".ssh", system
+
+
+def test_a_global_file_does_not_hide_the_users_known_hosts(
+    tmp_path: Path, ssh_defaults: tuple[Path, Path]
+) -> None:
+    """As ssh: GlobalKnownHostsFile without UserKnownHostsFile still reads the user's
+    default files (asyncssh alone reads only the global one: 2201 "not trusted")."""
+    dot_ssh, _ = ssh_defaults
+    (dot_ssh / "known_hosts").write_text(f"[127.0.0.1]:2201 {KEY}\n")
+    (dot_ssh / "known_hosts2").write_text(f"[127.0.0.1]:2203 {KEY}\n")
+    shared = tmp_path / "shared_known_hosts"
+    shared.write_text(f"[127.0.0.1]:2202 {OTHER}\n")
+    config = write_config(tmp_path, f"GlobalKnownHostsFile {shared}")
+    known = connect_options(HandshakeFiles(), config, "web-1")[1]["known_hosts"]
+    assert trusted(known, 2201) == [KEY]
+    assert trusted(known, 2202) == [OTHER]
+    assert trusted(known, 2203) == [KEY]
+
+
+def test_the_default_global_files_are_read_with_the_users(
+    tmp_path: Path, ssh_defaults: tuple[Path, Path]
+) -> None:
+    dot_ssh, system = ssh_defaults
+    system.write_text(f"[127.0.0.1]:2202 {OTHER}\n")
+    config = write_config(tmp_path, "Port 2201")
+    known = connect_options(HandshakeFiles(), config, "web-1")[1]["known_hosts"]
+    assert trusted(known, 2202) == [OTHER]  # /etc/ssh/ssh_known_hosts alone
+    (dot_ssh / "known_hosts").write_text(f"[127.0.0.1]:2201 {KEY}\n")
+    user = write_config(tmp_path, f"UserKnownHostsFile {tmp_path / 'mine'}")
+    (tmp_path / "mine").write_text(f"[127.0.0.1]:2204 {KEY}\n")
+    known = connect_options(HandshakeFiles(), user, "web-1")[1]["known_hosts"]
+    assert trusted(known, 2204) == [KEY]  # the named user file
+    assert trusted(known, 2202) == [OTHER]  # and the global default
+    assert trusted(known, 2201) == []  # not the default user file it replaces
 
 
 def test_no_check_and_unreadable_files_are_left_to_asyncssh(tmp_path: Path) -> None:
