@@ -366,9 +366,15 @@ async def _serve(
             if request is None:
                 number += 1
                 await answers.send_all(f"{number} 0 0\n".encode())
-            else:
+            elif request.stdin_mode == "3":
+                # Reads the manifest shell's own stdin to its end: may wait for a writer.
                 answer = await trio.to_thread.run_sync(_answer, channel, request, types, pending)
                 await answers.send_all(answer)
+            else:
+                # Everything else is a few files written and nothing waited for: on this
+                # thread.  A worker thread per call cost more than the call (the hand-off
+                # and the GIL going back and forth: 30 context switches per object).
+                await answers.send_all(_answer(channel, request, types, pending))
 
 
 def _fifo(path: Path) -> int:

@@ -333,3 +333,70 @@ def test_a_request_with_export_p_counts_only_what_is_exported() -> None:
     (plain,) = _Parser().feed(request({"__object_name": ("1", "__t/o")}, b"END\0"))
     assert plain is not None
     assert plain.environ == {"__object_name": "__t/o"}
+
+
+async def test_a_call_waiting_for_the_manifests_stdin_holds_up_no_other_manifest(
+    tmp_path: Path,
+) -> None:
+    """A call whose stdin is the manifest shell's own pipe is answered once that pipe's
+    writer is done, which may take any time; meanwhile another manifest's calls (another
+    host, another object) are answered.  A safety valve closes the writer after 20 s, so
+    an engine that waited on the trio thread fails here instead of hanging."""
+    import threading
+
+    from tests.conformance import poll
+
+    site = _site(tmp_path / "g")
+    started = tmp_path / "started"
+    waiting = tmp_path / "waiting-manifest"
+    waiting.write_text(f": > {started}\n__file /etc/slow --source -\n")
+    other = tmp_path / "other-manifest"
+    other.write_text("__thing quick --value 1\n")
+    env = _env(site, waiting)
+    types = [entry.name for entry in (site.global_path / "bin").iterdir()]
+    read_end, write_end = os.pipe()
+    guard = threading.Lock()
+    writer_open = [True]
+
+    def close_writer(data: bytes = b"") -> None:
+        with guard:
+            if writer_open[0]:
+                writer_open[0] = False
+                if data:
+                    os.write(write_end, data)
+                os.close(write_end)
+
+    valve = threading.Timer(20, close_writer)
+    order: list[str] = []
+
+    async def waiting_run() -> None:
+        async with open_shell_channel() as channel:
+            argv = manifest_command(
+                ["sh", "-e"], channel, site.global_path / "bin", types, env, str(waiting)
+            )
+            result = await trio.run_process(
+                argv, stdin=read_end, capture_stderr=True, check=False, env=env
+            )
+        assert result.returncode == 0, result.stderr
+        order.append("waiting")
+
+    async def exists() -> bool:
+        return started.exists()
+
+    valve.start()
+    try:
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(waiting_run)
+                await poll(exists)
+                result = await _in_shell(site, ["sh"], other)
+                assert result.returncode == 0, result.stderr
+                order.append("other")
+                close_writer(b"slow content\n")
+    finally:
+        valve.cancel()
+        close_writer()
+        os.close(read_end)
+    assert order == ["other", "waiting"]
+    assert (site.object("__file/etc/slow").path / "stdin").read_text() == "slow content\n"
+    assert site.object("__thing/quick").exists()
