@@ -26,6 +26,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .errors import CommandError
+from .model.smallfiles import read_bytes
 from .tarstream import write_tar
 from .transport.base import Remote, export_prefix
 
@@ -145,7 +146,7 @@ def build_payload(files: Sequence[tuple[Path, str, int]]) -> bytes:
         for depth in range(1, len(parts) + 1):
             made.setdefault("/".join(parts[:depth]))
     return write_tar(
-        ((relative, source.read_bytes(), mode) for source, relative, mode in files), made
+        ((relative, read_bytes(source), mode) for source, relative, mode in files), made
     )
 
 

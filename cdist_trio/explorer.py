@@ -19,6 +19,7 @@ from .batch import Step, StepResult, may_source, run_batch
 from .context import HostContext
 from .errors import CommandError, ErrorReport, GlobalExplorerError, ObjectExplorerError, Stream
 from .model.objects import CdistObject
+from .model.smallfiles import write_bytes
 from .tasks import gather_first_error
 
 
@@ -72,7 +73,7 @@ async def run_global_explorers(ctx: HostContext) -> None:
         _explorer_stderr(ctx, result.stderr)
         if result.returncode != 0:
             raise _global_explorer_error(ctx, name, script, result.returncode)
-        (ctx.workdir.explorer_out / name).write_bytes(result.stdout)
+        write_bytes(ctx.workdir.explorer_out / name, result.stdout)
 
     await gather_first_error(names, run_one)
 
@@ -133,7 +134,7 @@ async def setup_and_run_global_explorers(ctx: HostContext, setup: str) -> None:
             raise _global_explorer_error(
                 ctx, name, _global_explorer_command(ctx, name), step.returncode
             )
-        (ctx.workdir.explorer_out / name).write_bytes(step.stdout)
+        write_bytes(ctx.workdir.explorer_out / name, step.stdout)
 
 
 def _type_explorer_command(ctx: HostContext, obj: CdistObject, name: str) -> str:
@@ -167,7 +168,7 @@ def _type_explorer_error(
 def _store_explorer_output(obj: CdistObject, name: str, output: bytes) -> None:
     if output and not output.endswith(b"\n"):
         output += b"\n"
-    (obj.explorer_path / name).write_bytes(output)
+    write_bytes(obj.explorer_path / name, output)
 
 
 @dataclass

@@ -149,9 +149,12 @@ def message_files(messages: Path, prefix: str) -> Iterator[dict[str, str]]:
     finally:
         scratch.release(snapshot)
         try:
-            with open(path_out, "r+", errors="replace") as written:
-                lines = written.read().splitlines()
-                written.truncate(0)
+            if os.stat(path_out).st_size:  # most scripts write no message
+                with open(path_out, "r+", errors="replace") as written:
+                    lines = written.read().splitlines()
+                    written.truncate(0)
+            else:
+                lines = []
             free.append(path_out)
         except FileNotFoundError:  # the script removed it: it wrote nothing we can read
             lines = []

@@ -10,6 +10,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from .smallfiles import read_text
+
 
 def split_lines(text: str) -> list[str]:
     """Lines of a list file: ``"a\\nb\\n"`` → ``["a", "b"]``, ``""`` → ``[]``."""
@@ -23,7 +25,7 @@ def split_lines(text: str) -> list[str]:
 def read_lines(path: Path) -> list[str]:
     """The lines of ``path``; ``[]`` when it does not exist."""
     try:
-        return split_lines(path.read_text())
+        return split_lines(read_text(path))
     except FileNotFoundError:
         return []
 

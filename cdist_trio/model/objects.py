@@ -14,6 +14,7 @@ from ..errors import IllegalObjectIdError
 from .cdist_type import CdistType, TypeRegistry
 from .ids import split_object_name, validate_object_id
 from .lines import append_lines, append_unique, read_lines, split_lines
+from .smallfiles import read_text, write_text
 
 ParameterValue = str | list[str]
 
@@ -104,7 +105,7 @@ class CdistObject:
         multiple = cdist_type.multiple_parameters
         result: dict[str, ParameterValue] = {}
         for name in _visible_files(self.parameter_path):
-            lines = split_lines((self.parameter_path / name).read_text())
+            lines = split_lines(read_text(self.parameter_path / name))
             if name in cdist_type.boolean:
                 result[name] = ""
             elif name in multiple or len(lines) > 1:
@@ -130,7 +131,7 @@ class CdistObject:
                 content = f"{value}\n"
             else:
                 content = value
-            (self.parameter_path / name).write_text(content)
+            write_text(self.parameter_path / name, content)
 
     # --- line-list files ---------------------------------------------------------------
 
@@ -190,14 +191,14 @@ class CdistObject:
     def state(self) -> str:
         """``""`` (undefined), ``"prepared"`` or ``"done"``; see `State`."""
         try:
-            return self.state_path.read_text().strip()
+            return read_text(self.state_path).strip()
         except FileNotFoundError:
             return State.UNDEFINED
 
     @state.setter
     def state(self, value: str) -> None:
         if State(value):
-            self.state_path.write_text(f"{value}\n")
+            write_text(self.state_path, f"{value}\n")
         else:
             self.state_path.unlink(missing_ok=True)
 
@@ -303,6 +304,6 @@ def _visible_dirs(directory: Path) -> list[str]:
 
 def _read_code(path: Path) -> str:
     try:
-        return path.read_text().rstrip("\n")
+        return read_text(path).rstrip("\n")
     except FileNotFoundError:
         return ""
