@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
@@ -33,6 +34,16 @@ DONE = State.DONE
 _CODE_FILES = ("code-local", "code-remote")
 
 
+def _subpath(name: str) -> functools.cached_property[Path]:
+    """``self.path / name``, computed once per object."""
+
+    def get(self: CdistObject) -> Path:
+        return self.path / name
+
+    get.__name__ = name.replace("-", "_") + "_path"
+    return functools.cached_property(get)
+
+
 class CdistObject:
     """One object of a type; every accessor reads or writes its files on each call.
 
@@ -49,17 +60,20 @@ class CdistObject:
         self.name = f"{cdist_type.name}/{object_id}"
         self.relative_path = "/".join(part for part in (cdist_type.name, object_id, marker) if part)
         self.path = object_base / self.relative_path
-        self.parameter_path = self.path / "parameter"
-        self.explorer_path = self.path / "explorer"
-        self.files_path = self.path / "files"
-        self.stdout_path = self.path / "stdout"
-        self.stderr_path = self.path / "stderr"
-        self.state_path = self.path / "state"
-        self.stdin_path = self.path / "stdin"
-        self.typeorder_path = self.path / "typeorder"
-        self.typeorder_dep_path = self.path / "typeorder_dep"
-        self.code_local_path = self.path / "code-local"
-        self.code_remote_path = self.path / "code-remote"
+
+    # The paths of the object's files, made on first use: a run makes a few objects per
+    # object (store lookups, the emulator), most of which need one or two of them.
+    parameter_path = _subpath("parameter")
+    explorer_path = _subpath("explorer")
+    files_path = _subpath("files")
+    stdout_path = _subpath("stdout")
+    stderr_path = _subpath("stderr")
+    state_path = _subpath("state")
+    stdin_path = _subpath("stdin")
+    typeorder_path = _subpath("typeorder")
+    typeorder_dep_path = _subpath("typeorder_dep")
+    code_local_path = _subpath("code-local")
+    code_remote_path = _subpath("code-remote")
 
     def __repr__(self) -> str:
         return f"<CdistObject {self.name}>"
