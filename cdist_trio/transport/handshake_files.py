@@ -19,6 +19,9 @@ when the ssh_config names those without user files, so a host key that ``ssh`` t
 (and the openssh transport with it) failed as "not trusted".  Default files that do not
 exist are skipped, as ssh does; a named one that cannot be read is left to asyncssh,
 which says why.
+
+Where the ssh_config sets no ``Ciphers``, the options also put AES-GCM first
+(`PREFERRED_CIPHERS`).
 """
 
 from __future__ import annotations

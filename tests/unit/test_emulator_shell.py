@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import trio
 
 from cdist_trio.emulator_server import launcher_text, open_emulator_server
 from cdist_trio.emulator_shell import manifest_command, open_shell_channel, shell_argv
+from tests.conformance import poll
 from tests.unit.conftest import EmulatorSite
 
 SHELLS = [
@@ -342,10 +344,6 @@ async def test_a_call_waiting_for_the_manifests_stdin_holds_up_no_other_manifest
     writer is done, which may take any time; meanwhile another manifest's calls (another
     host, another object) are answered.  A safety valve closes the writer after 20 s, so
     an engine that waited on the trio thread fails here instead of hanging."""
-    import threading
-
-    from tests.conformance import poll
-
     site = _site(tmp_path / "g")
     started = tmp_path / "started"
     waiting = tmp_path / "waiting-manifest"
