@@ -40,7 +40,6 @@ def _subpath(name: str) -> functools.cached_property[Path]:
     def get(self: CdistObject) -> Path:
         return self.path / name
 
-    get.__name__ = name.replace("-", "_") + "_path"
     return functools.cached_property(get)
 
 
