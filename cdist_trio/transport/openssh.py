@@ -1,13 +1,16 @@
 """The `openssh` transport: the ``ssh`` binary with supervised ControlMasters per host.
 
 Each pooled connection is a master (``ssh -M -N``, ControlPersist off) owned by the host
-scope and closed when it ends, success or failure.  Commands are mux clients that cannot
-silently fall back to a new connection: a failing ProxyCommand marks the fallback path
-(FIELD-NOTES), so a MaxSessions refusal is seen, counted and waited out.
+scope and closed when it ends, success or failure.  Commands are sessions the engine asks
+the master for over its control socket (`mux.run_session`: no process per command), so a
+MaxSessions refusal is seen, counted and waited out.  A master that speaks another mux
+protocol version gets ssh's own mux clients instead, which cannot silently fall back to a
+new connection: a failing ProxyCommand marks the fallback path (FIELD-NOTES).
 """
 
 from __future__ import annotations
 
+import enum
 import itertools
 import shlex
 import shutil
@@ -24,6 +27,7 @@ import trio
 from ..errors import AuthError, ConnectError, HostKeyError, TransportError
 from ._process import _kill_group, run_argv
 from .base import Completed
+from .mux import MuxError, MuxRefused, MuxSessionBroken, MuxUnsupported, run_session
 from .pool import SessionPool
 from .pooled import PooledRemote
 from .sessions import (
@@ -36,6 +40,13 @@ from .sessions import (
 FALLBACK_MARKER = "cdist-trio-mux-fallback"
 REFUSED = "Session open refused"
 MASTER_READY_TIMEOUT = 60.0
+
+
+class _NothingRan(enum.Enum):
+    REFUSED = "the server refused the session (MaxSessions): wait for a slot"
+    UNREACHABLE = "the master could not be reached: that connection is lost"
+
+
 _PROXY = f"ProxyCommand=sh -c 'echo {FALLBACK_MARKER} >&2; exit 1'"
 _DROPPED = (
     "kex_exchange_identification",
@@ -81,12 +92,15 @@ class Master:
 
 
 class OpensshRemote(PooledRemote):
-    """Mux clients over pooled masters."""
+    """Sessions over pooled masters: asked for over the control socket, or through ssh's
+    mux client when the master speaks another mux protocol version."""
 
     def __init__(self, host: str, base: Sequence[str], sessions: PooledSessions[Master]) -> None:
         super().__init__(host, sessions)
         self._base = list(base)
         self.last_control: Path | None = None
+        self.native_mux = True
+        """False once a master answered in another protocol version: ssh's mux client."""
 
     def _client(self, master: Master) -> list[str]:
         return [
@@ -98,14 +112,15 @@ class OpensshRemote(PooledRemote):
         while True:
             async with self._sessions.slot() as slot:
                 self.last_control = slot.connection.control
-                argv = [*self._client(slot.connection), command]
-                result = await run_argv(argv, stdin=stdin, display=command)
-                if result.returncode == 255 and FALLBACK_MARKER.encode() in result.stderr:
-                    # The mux client never reached a session, so nothing ran: try again.
-                    if REFUSED.encode() in result.stderr:
-                        self._sessions.refused(slot)
-                    else:
-                        self._sessions.lost(slot)
+                if self.native_mux:
+                    result = await self._session(slot.connection, command, stdin)
+                else:
+                    result = await self._mux_client(slot.connection, command, stdin)
+                if result is _NothingRan.REFUSED:
+                    self._sessions.refused(slot)
+                    continue
+                if result is _NothingRan.UNREACHABLE:
+                    self._sessions.lost(slot)
                     continue
                 if result.returncode == 255 and slot.connection.process.poll() is not None:
                     # The master died under a running command: report, never retry.
@@ -115,6 +130,40 @@ class OpensshRemote(PooledRemote):
                         f"{result.stderr.decode(errors='replace').strip()}"
                     )
             return result
+
+    async def _session(
+        self, master: Master, command: str, stdin: bytes | None
+    ) -> Completed | _NothingRan:
+        """One session through the control socket."""
+        try:
+            done = await run_session(master.control, command, stdin)
+        except MuxUnsupported:
+            self.native_mux = False
+            return await self._mux_client(master, command, stdin)
+        except MuxRefused as exc:
+            if REFUSED in exc.reason:
+                return _NothingRan.REFUSED
+            raise ConnectError(f"{self.host}: session failed: {exc.reason}") from exc
+        except MuxError:
+            return _NothingRan.UNREACHABLE  # the master went away before the session
+        except MuxSessionBroken as exc:
+            raise ConnectError(
+                f"{self.host}: connection lost while running a command: {exc}"
+            ) from exc
+        # ssh's mux client exits 255 when the master reports no exit status.
+        status = 255 if done.status is None else done.status
+        return Completed(command, status, done.stdout, done.stderr)
+
+    async def _mux_client(
+        self, master: Master, command: str, stdin: bytes | None
+    ) -> Completed | _NothingRan:
+        """One session through ``ssh``'s mux client (a process)."""
+        result = await run_argv([*self._client(master), command], stdin=stdin, display=command)
+        if result.returncode == 255 and FALLBACK_MARKER.encode() in result.stderr:
+            # The mux client never reached a session, so nothing ran: try again.
+            refused = REFUSED.encode() in result.stderr
+            return _NothingRan.REFUSED if refused else _NothingRan.UNREACHABLE
+        return result
 
     def exported_commands(self) -> tuple[str, str]:
         # For types that run ssh/scp themselves: through a master when one is up, with

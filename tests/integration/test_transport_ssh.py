@@ -5,17 +5,19 @@ Every test talks to containers started by the harness on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from cdist_trio.errors import AuthError, ConnectError, HostKeyError
-from cdist_trio.transport import Remote, TransportResources, open_remote
+from cdist_trio.transport import Remote, TransportResources, mux, open_remote, openssh
 from harness import Fleet, SshdTuning
 from harness.plugin import FleetFactory
 from tests.conformance import *  # noqa: F403
@@ -238,3 +240,44 @@ async def test_transport_cancel_frees_target_and_slots(
     assert took < 5
     tuned.stop()
     assert shutil.which("ssh")
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["control-socket", "ssh-mux-client"])
+async def test_openssh_sessions_through_the_masters_control_socket(
+    plain_fleet: Fleet,
+    resources: TransportResources,
+    monkeypatch: pytest.MonkeyPatch,
+    native: bool,
+) -> None:
+    """Sessions are asked of the ssh master over its control socket, with no ``ssh``
+    process per command; a master that answers in another mux protocol version gets
+    ssh's own mux client instead.  Either way bytes arrive exact in both directions."""
+    started: list[list[str]] = []
+    real_run_argv = openssh.run_argv
+
+    async def recording(argv: Sequence[str], **kwargs: Any) -> Any:
+        started.append(list(argv))
+        return await real_run_argv(argv, **kwargs)
+
+    monkeypatch.setattr(openssh, "run_argv", recording)
+    if not native:
+        monkeypatch.setattr(mux, "VERSION", mux.VERSION + 1)  # the master says 4: unsupported
+    payload = os.urandom(1 << 20)
+    with trio.fail_after(60):
+        async with open_remote(
+            plain_fleet.hosts[0],
+            transport="openssh",
+            resources=resources,
+            ssh_config=plain_fleet.ssh_config,
+        ) as remote:
+            results = [
+                await remote.run("cat; echo done >&2; exit 3", stdin=payload, check=False)
+                for _ in range(3)
+            ]
+            assert isinstance(remote, openssh.OpensshRemote)
+            assert remote.native_mux is native
+    for result in results:
+        assert (result.returncode, result.stderr) == (3, b"done\n")
+        assert result.stdout == payload
+    clients = [argv for argv in started if "-O" not in argv]  # not the master's exit
+    assert len(clients) == (0 if native else 3)
