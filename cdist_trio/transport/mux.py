@@ -23,6 +23,7 @@ import contextlib
 import os
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,10 +94,11 @@ def hello() -> bytes:
     return _packet(_u32(MSG_HELLO), _u32(VERSION))
 
 
-def new_session(request_id: int, command: bytes) -> bytes:
+def new_session(request_id: int, command: bytes, environment: Iterable[bytes] = ()) -> bytes:
     """The session request: no tty, no X11 or agent forwarding, not a subsystem, no
-    escape character, no terminal type, no environment (ssh's own mux client with
-    ``-T`` and SendEnv unset sends the same)."""
+    escape character, no terminal type (ssh's own mux client with ``-T`` sends the same),
+    and ``environment`` (``NAME=value`` strings) for the master to pass on where its
+    ``SendEnv`` patterns allow."""
     return _packet(
         _u32(C_NEW_SESSION),
         _u32(request_id),
@@ -108,6 +110,7 @@ def new_session(request_id: int, command: bytes) -> bytes:
         _u32(NO_ESCAPE_CHAR),
         _string(b""),  # terminal type
         _string(command),
+        *map(_string, environment),
     )
 
 
@@ -230,7 +233,10 @@ async def run_session(control: Path, command: str, stdin: bytes | None) -> Sessi
         ours.append(err_read)
         theirs.append(err_write)
 
-        await _send_all(sock, new_session(1, command.encode()))
+        # Our whole environment: the master keeps what its SendEnv lines name, as it
+        # does for ssh's mux client (which would have inherited the same environment).
+        environment = [b"%s=%s" % item for item in os.environb.items()]
+        await _send_all(sock, new_session(1, command.encode(), environment))
         for fd in theirs:
             await _send_fd(sock, fd)
         # The master holds its own copies now: ours would keep the pipes from closing.

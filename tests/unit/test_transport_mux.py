@@ -29,6 +29,7 @@ class MasterSide:
     def __init__(self, sock: trio.socket.SocketType) -> None:
         self.sock = sock
         self.command = b""
+        self.environment: list[bytes] = []
         self.fds: list[int] = []
 
     async def _exactly(self, count: int) -> bytes:
@@ -70,7 +71,11 @@ class MasterSide:
         rest = rest[4 + term :]
         (size,) = struct.unpack_from(">I", rest)
         self.command = rest[4 : 4 + size]
-        assert len(rest) == 4 + size  # no environment
+        rest = rest[4 + size :]
+        while rest:
+            (size,) = struct.unpack_from(">I", rest)
+            self.environment.append(rest[4 : 4 + size])
+            rest = rest[4 + size :]
         for _ in range(3):
             data, ancillary, _, _ = await self.sock.recvmsg(1, socket.CMSG_SPACE(4))
             assert data == b"\0"
@@ -128,9 +133,12 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-async def test_a_session_carries_command_stdin_output_and_exit_status(tmp_path: Path) -> None:
+async def test_a_session_carries_command_stdin_output_and_exit_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     payload = os.urandom(300_000)  # more than a pipe holds: fed while the master reads
     seen: dict[str, bytes] = {}
+    monkeypatch.setenv("LC_MUX_TEST", "a b=c")
 
     async def master(side: MasterSide) -> None:
         await side.hello()
@@ -139,6 +147,9 @@ async def test_a_session_carries_command_stdin_output_and_exit_status(tmp_path: 
         stdin_fd, stdout_fd, stderr_fd = side.fds
         seen["stdin"] = await trio.to_thread.run_sync(_read_all, stdin_fd)
         os.write(stdout_fd, b"out:" + side.command)
+        # The whole environment goes along: the master keeps what SendEnv names.
+        assert b"LC_MUX_TEST=a b=c" in side.environment
+        assert len(side.environment) == len(os.environ)
         os.write(stderr_fd, b"err")
         side.close_fds()
         await side.send(mux.S_EXIT_MESSAGE, 5, 7)
