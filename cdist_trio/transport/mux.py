@@ -95,17 +95,18 @@ def hello() -> bytes:
 
 
 def new_session(request_id: int, command: bytes, environment: Iterable[bytes] = ()) -> bytes:
-    """The session request: no tty, no X11 or agent forwarding, not a subsystem, no
-    escape character, no terminal type (ssh's own mux client with ``-T`` sends the same),
-    and ``environment`` (``NAME=value`` strings) for the master to pass on where its
-    ``SendEnv`` patterns allow."""
+    """The session request: no tty, not a subsystem, no escape character, no terminal
+    type (ssh's own mux client with ``-T`` sends the same).  Agent and X11 forwarding are
+    asked for, and ``environment`` (``NAME=value`` strings) sent: the master grants them
+    as far as its own ssh_config says (``ForwardAgent``, ``ForwardX11``, ``SendEnv``),
+    which is the ssh_config ssh's mux client would have read."""
     return _packet(
         _u32(C_NEW_SESSION),
         _u32(request_id),
         _string(b""),  # reserved
         _u32(0),  # want tty
-        _u32(0),  # X11 forwarding
-        _u32(0),  # agent forwarding
+        _u32(1),  # X11 forwarding, if the master's ForwardX11 says so
+        _u32(1),  # agent forwarding, if the master's ForwardAgent says so
         _u32(0),  # subsystem
         _u32(NO_ESCAPE_CHAR),
         _string(b""),  # terminal type

@@ -252,11 +252,13 @@ async def test_openssh_sessions_through_the_masters_control_socket(
 ) -> None:
     """Sessions are asked of the ssh master over its control socket, with no ``ssh``
     process per command; a master that answers in another mux protocol version gets
-    ssh's own mux client instead.  Either way bytes arrive exact in both directions, and
-    the variables the ssh_config's SendEnv names go along (the targets AcceptEnv LC_*)."""
+    ssh's own mux client instead.  Either way bytes arrive exact in both directions, the
+    variables the ssh_config's SendEnv names go along (the targets AcceptEnv LC_*), and
+    ForwardAgent forwards the agent."""
     config = tmp_path / "ssh_config"
     config.write_text(
-        "Host *\n    SendEnv LC_CDIST_TRIO_SENT\n\n" + plain_fleet.ssh_config.read_text()
+        "Host *\n    SendEnv LC_CDIST_TRIO_SENT\n    ForwardAgent yes\n\n"
+        + plain_fleet.ssh_config.read_text()
     )
     monkeypatch.setenv("LC_CDIST_TRIO_SENT", "sent along")
     monkeypatch.setenv("LC_CDIST_TRIO_KEPT", "not named by SendEnv")
@@ -278,12 +280,15 @@ async def test_openssh_sessions_through_the_masters_control_socket(
             resources=resources,
             ssh_config=config,
         ) as remote:
-            command = 'cat; echo "$LC_CDIST_TRIO_SENT|$LC_CDIST_TRIO_KEPT" >&2; exit 3'
+            command = (
+                'cat; echo "$LC_CDIST_TRIO_SENT|$LC_CDIST_TRIO_KEPT|${SSH_AUTH_SOCK:+agent}" >&2'
+                "; exit 3"
+            )
             results = [await remote.run(command, stdin=payload, check=False) for _ in range(3)]
             assert isinstance(remote, openssh.OpensshRemote)
             assert remote.native_mux is native
     for result in results:
-        assert (result.returncode, result.stderr) == (3, b"sent along|\n")
+        assert (result.returncode, result.stderr) == (3, b"sent along||agent\n")
         assert result.stdout == payload
     clients = [argv for argv in started if "-O" not in argv]  # not the master's exit
     assert len(clients) == (0 if native else 3)

@@ -65,7 +65,8 @@ class MasterSide:
         fields = body[8:]
         (reserved,) = struct.unpack_from(">I", fields)
         flags = struct.unpack_from(">5I", fields, 4 + reserved)
-        assert flags == (0, 0, 0, 0, mux.NO_ESCAPE_CHAR)  # no tty, X11, agent, subsystem
+        # no tty; X11 and agent forwarding as the master's ssh_config says; no subsystem
+        assert flags == (0, 1, 1, 0, mux.NO_ESCAPE_CHAR)
         rest = fields[4 + reserved + 20 :]
         (term,) = struct.unpack_from(">I", rest)
         rest = rest[4 + term :]
