@@ -1,12 +1,12 @@
 """Sessions through an OpenSSH ControlMaster, without an ``ssh`` process per session.
 
 ``ssh -S <socket> host command`` (a mux client) is a process per command: an exec,
-libcrypto's start-up and the ssh_config read again, about 8 ms of CPU here and an extra
-~6 MiB resident while it runs.  The master it talks to listens on a unix socket and
-speaks a small, documented protocol (OpenSSH's ``PROTOCOL.mux``, version 4, unchanged
-since OpenSSH 5.6): a hello each way, then a new-session request carrying the command,
-followed by the session's stdin, stdout and stderr as three file descriptors (one
-``SCM_RIGHTS`` message each).  The master opens the channel on the server and runs it on
+libcrypto's start-up and the ssh_config read again, 4.6 ms of local CPU per command here
+against 0.5 ms without it, and ~6 MiB resident while it runs.  The master it talks to
+listens on a unix socket and speaks a small, documented protocol (OpenSSH's
+``PROTOCOL.mux``, version 4): a hello each way, then a new-session request carrying the
+command, followed by the session's stdin, stdout and stderr as three file descriptors
+(one ``SCM_RIGHTS`` message each).  The master opens the channel on the server and runs it on
 those descriptors; it answers "session opened" or a failure with a reason, and when the
 command ends it sends the exit status and closes the socket.  `run_session` speaks that
 protocol from the run's own thread: pipes instead of a process.
