@@ -42,7 +42,7 @@ class TransportResult:
     """Commands per second with ``concurrency`` in flight on one Remote."""
     concurrency: int
     cpu_ms_per_command: float
-    """CPU of this process and its children (mux clients, masters, reaped at close) per
+    """CPU of this process and its children (ssh masters, reaped at close) per
     command, over the concurrent phase and the close."""
     connections: int
     sessions: int
