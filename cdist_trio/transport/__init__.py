@@ -18,16 +18,17 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .aioloop import AsyncioThread
 from .base import Completed, Remote, RemoteStatistics, export_prefix
 from .command import CommandRemote
 from .local import LocalRemote
-from .openssh import base_options, open_openssh_remote
 from .pool import SessionPool
 from .sshconfig import ConfigCuts
 
+# Each SSH transport's modules are imported by its first host: a run needs one of them
+# (openssh and the mux client ~8 ms, asyncio for asyncssh's thread ~6 ms).
 if TYPE_CHECKING:
     from ..shellpool import ShellPool
+    from .aioloop import AsyncioThread
     from .handshake_files import HandshakeFiles
 
 DEFAULT_CONNECT_LIMIT = 10
@@ -78,6 +79,8 @@ class TransportResources:
 
     def asyncio_thread(self) -> AsyncioThread:
         if self._aio is None:
+            from .aioloop import AsyncioThread
+
             self._aio = AsyncioThread()
         return self._aio
 
@@ -110,6 +113,8 @@ async def open_remote(
     if transport == "local":
         yield LocalRemote(host)
     elif transport == "command":
+        from .openssh import base_options
+
         words = " ".join(base_options(ssh_config, address_family))
         yield CommandRemote(
             host,
@@ -118,6 +123,8 @@ async def open_remote(
             extra_env=extra_env or {},
         )
     elif transport == "openssh":
+        from .openssh import open_openssh_remote
+
         async with open_openssh_remote(
             host,
             connect_limiter=resources.connect_limiter,
