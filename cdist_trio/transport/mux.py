@@ -115,12 +115,35 @@ def new_session(request_id: int, command: bytes, environment: Iterable[bytes] = 
     )
 
 
-class _Reader:
-    """Length-prefixed packets from the control socket."""
+class _Control:
+    """The control socket: length-prefixed packets, descriptors, and every failure of
+    the socket mapped to `MuxError` here."""
 
-    def __init__(self, sock: trio.socket.SocketType) -> None:
-        self._sock = sock
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
         self._buffer = bytearray()
+
+    @classmethod
+    async def connect(cls, control: Path) -> _Control:
+        try:
+            return cls(await trio.open_unix_socket(str(control)))
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise MuxError(f"cannot reach the ssh master at {control}: {reason}") from exc
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._stream.send_all(data)
+        except trio.BrokenResourceError as exc:
+            raise MuxError(f"writing to the ssh master failed: {exc.__cause__ or exc}") from exc
+
+    async def send_fd(self, fd: int) -> None:
+        # One byte of data carries each descriptor, as the master's receiver expects.
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+        try:
+            await self._stream.socket.sendmsg([b"\0"], rights)
+        except OSError as exc:
+            raise MuxError(f"passing a descriptor to the ssh master failed: {exc}") from exc
 
     async def packet(self) -> bytes | None:
         """The next packet's body, or None when the master closed the socket."""
@@ -134,14 +157,18 @@ class _Reader:
                     del self._buffer[: 4 + size]
                     return body
             try:
-                data = await self._sock.recv(_READ_SIZE)
-            except OSError as exc:  # ECONNRESET: the master went away
-                raise MuxError(f"reading from the ssh master failed: {exc}") from exc
+                data = await self._stream.receive_some(_READ_SIZE)
+            except trio.BrokenResourceError as exc:  # ECONNRESET: the master went away
+                reason = exc.__cause__ or exc
+                raise MuxError(f"reading from the ssh master failed: {reason}") from exc
             if not data:
                 if self._buffer:
                     raise MuxError("the ssh master closed the socket inside a message")
                 return None
             self._buffer += data
+
+    def close(self) -> None:
+        self._stream.socket.close()
 
 
 def _fields(body: bytes, count: int) -> list[int]:
@@ -158,32 +185,9 @@ def _reason(body: bytes) -> str:
     return body[12 : 12 + size].decode(errors="replace") or "no reason given"
 
 
-async def _send_all(sock: trio.socket.SocketType, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        sent = await sock.send(view)
-        view = view[sent:]
-
-
-async def _send_fd(sock: trio.socket.SocketType, fd: int) -> None:
-    # One byte of data carries each descriptor, as the master's receiver expects.
-    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
-    await sock.sendmsg([b"\0"], rights)
-
-
-async def _connect(control: Path) -> trio.socket.SocketType:
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        await sock.connect(str(control))
-    except OSError as exc:
-        sock.close()
-        raise MuxError(f"cannot reach the ssh master at {control}: {exc.strerror or exc}") from exc
-    return sock
-
-
-async def _handshake(sock: trio.socket.SocketType, reader: _Reader) -> None:
-    await _send_all(sock, hello())
-    body = await reader.packet()
+async def _handshake(control: _Control) -> None:
+    await control.send(hello())
+    body = await control.packet()
     if body is None:
         raise MuxError("the ssh master closed the socket before its hello")
     kind, version = _fields(body, 2)
@@ -215,12 +219,11 @@ async def run_session(control: Path, command: str, stdin: bytes | None) -> Sessi
     socket and the pipes: the master then closes the channel, as when ssh's mux client
     is killed; the command itself is left to the caller (`sessions.kill_tracked`).
     """
-    sock = await _connect(control)
+    master = await _Control.connect(control)
     ours: list[int] = []
     theirs: list[int] = []
     try:
-        reader = _Reader(sock)
-        await _handshake(sock, reader)
+        await _handshake(master)
         if stdin is None:
             stdin_read, stdin_write = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), None
         else:
@@ -237,14 +240,14 @@ async def run_session(control: Path, command: str, stdin: bytes | None) -> Sessi
         # Our whole environment: the master keeps what its SendEnv lines name, as it
         # does for ssh's mux client (which would have inherited the same environment).
         environment = [b"%s=%s" % item for item in os.environb.items()]
-        await _send_all(sock, new_session(1, command.encode(), environment))
+        await master.send(new_session(1, command.encode(), environment))
         for fd in theirs:
-            await _send_fd(sock, fd)
+            await master.send_fd(fd)
         # The master holds its own copies now: ours would keep the pipes from closing.
         while theirs:
             os.close(theirs.pop())
 
-        await _opened(reader)
+        await _opened(master)
         stdout = bytearray()
         stderr = bytearray()
         status: int | None = None
@@ -257,7 +260,7 @@ async def run_session(control: Path, command: str, stdin: bytes | None) -> Sessi
             nursery.start_soon(_drain, out_read, stdout)
             nursery.start_soon(_drain, err_read, stderr)
             try:
-                status = await _exit_status(reader)
+                status = await _exit_status(master)
             except MuxError as exc:  # raised after the nursery: no exception group
                 failure = MuxSessionBroken(str(exc))
                 nursery.cancel_scope.cancel()
@@ -267,12 +270,12 @@ async def run_session(control: Path, command: str, stdin: bytes | None) -> Sessi
     finally:
         for fd in (*ours, *theirs):
             os.close(fd)
-        sock.close()
+        master.close()
 
 
-async def _opened(reader: _Reader) -> None:
+async def _opened(master: _Control) -> None:
     """The master's reply to the session request: opened, or `MuxRefused`."""
-    body = await reader.packet()
+    body = await master.packet()
     if body is None:
         raise MuxError("the ssh master closed the socket without answering")
     kind = _fields(body, 1)[0]
@@ -282,10 +285,10 @@ async def _opened(reader: _Reader) -> None:
         raise MuxError(f"the ssh master answered {kind:#x} to a session request")
 
 
-async def _exit_status(reader: _Reader) -> int | None:
+async def _exit_status(master: _Control) -> int | None:
     """Messages until the master closes the socket; the exit status, if it sent one."""
     status: int | None = None
-    while (body := await reader.packet()) is not None:
+    while (body := await master.packet()) is not None:
         kind = _fields(body, 1)[0]
         if kind == S_EXIT_MESSAGE:
             status = _fields(body, 3)[2]

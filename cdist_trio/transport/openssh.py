@@ -40,13 +40,6 @@ from .sessions import (
 FALLBACK_MARKER = "cdist-trio-mux-fallback"
 REFUSED = "Session open refused"
 MASTER_READY_TIMEOUT = 60.0
-
-
-class _NothingRan(enum.Enum):
-    REFUSED = "the server refused the session (MaxSessions): wait for a slot"
-    UNREACHABLE = "the master could not be reached: that connection is lost"
-
-
 _PROXY = f"ProxyCommand=sh -c 'echo {FALLBACK_MARKER} >&2; exit 1'"
 _DROPPED = (
     "kex_exchange_identification",
@@ -57,6 +50,11 @@ _DROPPED = (
 # Through docker-proxy, a port with no sshd behind it resets the connection, while a
 # MaxStartups drop closes it (FIELD-NOTES): the first is retried for a short while only.
 _NOBODY = "read: Connection reset by peer"
+
+
+class _NothingRan(enum.Enum):
+    REFUSED = "the server refused the session (MaxSessions): wait for a slot"
+    UNREACHABLE = "the master could not be reached: that connection is lost"
 
 
 def classify_ssh_error(host: str, stderr: str) -> TransportError:
