@@ -22,6 +22,7 @@ from typing import Any
 from harness import Fleet, SshdCounts, SshTarget
 
 from . import report
+from .localdir import LOCAL_TMPFS, LOCAL_TMPFS_MIN_FREE, local_tmpfs
 from .measure import Measurement, become_subreaper, run_measured
 from .tools import DEFAULT_CDIST_VENV, Tool, cdist_tool, cdist_trio_tool, ensure_cdist
 from .tools import write_ssh_wrappers as ssh_wrappers
@@ -36,40 +37,6 @@ from .workloads import (
 )
 
 TRANSPORTS = ("openssh", "asyncssh")
-#: Where both tools' local files go ($TMPDIR: the work directory; $HOME: the cache),
-#: unless ``--local-dir-on-disk``.  The local side has the disk problem the targets have
-#: (see `REMOTE_TMPFS`): a run creates about 20 files per object and deletes some of them
-#: again, and on this machine's ext4 without a journal each new inode then skips, reading
-#: its table block, every inode deleted in the last minutes.  perf of W2 (cdist-trio,
-#: asyncssh): the engine's kernel time was 1.4 s on the disk, three quarters of it in
-#: ``recently_deleted``, and 0.36 s on a tmpfs.  A tmpfs stands in for a usual disk and
-#: for Debian's default ``/tmp``.
-LOCAL_TMPFS = Path("/dev/shm")
-
-
-#: A run's local files take about 15 MB (cdist-trio, W2) and some times that for cdist;
-#: a smaller tmpfs (a container's 64 MB /dev/shm) would fail runs, so the disk is used.
-LOCAL_TMPFS_MIN_FREE = 512 * 2**20
-
-
-def local_tmpfs(
-    candidate: Path = LOCAL_TMPFS,
-    mounts: Path = Path("/proc/mounts"),
-    min_free: int = LOCAL_TMPFS_MIN_FREE,
-) -> Path | None:
-    """`candidate` if it is a tmpfs mount point this process can write to with at least
-    ``min_free`` bytes free, else None."""
-    try:
-        lines = mounts.read_text().splitlines()
-        on_tmpfs = any(
-            len(f) > 2 and f[1] == str(candidate) and f[2] == "tmpfs" for f in map(str.split, lines)
-        )
-        if not on_tmpfs or not os.access(candidate, os.W_OK | os.X_OK):
-            return None
-        stat = os.statvfs(candidate)
-    except OSError:
-        return None
-    return candidate if stat.f_bavail * stat.f_frsize >= min_free else None
 
 
 @dataclass

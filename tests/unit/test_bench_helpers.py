@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from benchmarks.bench import _groups, local_tmpfs
+from benchmarks.bench import _groups
 from benchmarks.fake_remote import FakeCounters, FakeRemote, answer_batch, step_output
+from benchmarks.localdir import local_tmpfs
 from benchmarks.measure import run_measured
 from benchmarks.report import format_table, ratio
 from benchmarks.scale import extrapolate
