@@ -24,7 +24,7 @@ from docopt import DocoptExit, docopt
 from cdist_trio._version import __version__
 from cdist_trio.errors import CdistError, ConfigError, UserError
 from cdist_trio.hosts import HostSpec, read_hosts
-from cdist_trio.log import VERBOSE, get_logger, reset_logging, setup_logging
+from cdist_trio.log import VERBOSE, get_logger, output_gone, reset_logging, setup_logging
 from cdist_trio.settings import (
     DEFAULT_JOBS,
     DEFAULT_PARALLEL,
@@ -673,7 +673,14 @@ def console_main(prog: str | None = None) -> NoReturn:
     dir is closed, so the process ends right after flushing its streams: tearing down
     the interpreter (modules, threads' objects) would only add tens of milliseconds.
     """
-    status = main(sys.argv[1:], prog=sys.argv[0] if prog is None else prog)
+    try:
+        status = main(sys.argv[1:], prog=sys.argv[0] if prog is None else prog)
+    except BrokenPipeError:
+        # --help, --version or info into a pipe nobody reads any more (``| head``); a
+        # config run's log streams are handled where they are written (log.output_gone).
+        for stream in (sys.stdout, sys.stderr):
+            output_gone(stream, notice=False)
+        status = 1
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -6,6 +6,7 @@ handlers (:func:`setup_logging`); library users configure that logger as they li
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -26,6 +27,7 @@ __all__ = [
     "get_logger",
     "level_for",
     "level_name",
+    "output_gone",
     "reset_logging",
     "setup_logging",
     "target_logger",
@@ -167,8 +169,48 @@ def colors_enabled(
     return "NO_COLOR" not in environ and bool(isatty and isatty())
 
 
+_gone: set[int] = set()
+"""Descriptors `output_gone` has pointed at /dev/null."""
+
+
+def output_gone(stream: object, *, notice: bool = True) -> None:
+    """Writing to ``stream`` failed (its reader went away: ``| head`` done, a closed
+    terminal): point its descriptor at /dev/null, so that every later write to it, a log
+    line, the live display, the summary, succeeds and goes nowhere.  The run itself goes
+    on: a configuration is never left half-applied because nobody reads its log.
+
+    With ``notice``, one line on stderr says so (once; not when stderr is the one gone).
+    A stream without a descriptor is left alone.
+    """
+    try:
+        fd = stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return
+    if fd in _gone:
+        return
+    _gone.add(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    if notice and fd != 2:
+        name = "standard output" if fd == 1 else f"descriptor {fd}"
+        line = f"cdist-trio: {name} was closed: its log lines are dropped; the run goes on\n"
+        with contextlib.suppress(OSError):
+            os.write(2, line.encode())
+
+
 class _CliHandler(logging.StreamHandler[TextIO]):
     """A handler installed by setup_logging, so reset_logging removes exactly these."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A stream that cannot be written any more is `output_gone`, silently for this
+        record (logging's default prints a traceback for every later line)."""
+        if isinstance(sys.exc_info()[1], OSError):
+            output_gone(self.stream)
+            return
+        super().handleError(record)
 
 
 def setup_logging(

@@ -31,6 +31,7 @@ from .events import (
     StageChanged,
     TransportChanged,
 )
+from .log import output_gone
 from .report import HostReport, HostStatus, RunReport
 
 __all__ = [
@@ -217,9 +218,21 @@ def _summary_row(host: HostReport) -> list[RenderableType]:
 # --- the terminal side ------------------------------------------------------------------
 
 
+class _Console(Console):
+    """A console that, when its output is gone, goes quiet and lets the run go on."""
+
+    def on_broken_pipe(self) -> None:
+        # rich's own ends the process (SystemExit): hosts would stop half-configured.
+        self.gone()
+
+    def gone(self) -> None:
+        self.quiet = True
+        output_gone(self.file)
+
+
 def progress_console(*, force: bool = False, file: TextIO | None = None) -> Console:
     """The console the display and the log lines share (stdout unless ``file``)."""
-    return Console(
+    return _Console(
         file=file if file is not None else sys.stdout,
         force_terminal=True if force else None,
         highlight=False,
@@ -280,7 +293,10 @@ class ConsoleStream(io.TextIOBase):
         self._held = None
 
     def _print(self, lines: str) -> None:
-        self._console.print(Text.from_ansi(lines), soft_wrap=True, highlight=False)
+        try:
+            self._console.print(Text.from_ansi(lines), soft_wrap=True, highlight=False)
+        except OSError:  # EIO from a terminal that went away (rich handles EPIPE)
+            _console_gone(self._console)
 
 
 class ProgressDisplay:
@@ -311,6 +327,14 @@ class ProgressDisplay:
         self.console.print(summary_table(report))
 
 
+def _console_gone(console: Console) -> None:
+    if isinstance(console, _Console):
+        console.gone()
+    else:
+        console.quiet = True
+        output_gone(console.file)
+
+
 @asynccontextmanager
 async def open_progress(
     console: Console,
@@ -335,7 +359,10 @@ async def open_progress(
     async def redraw() -> None:
         while True:
             started = time.perf_counter()
-            display.refresh()
+            try:
+                display.refresh()
+            except OSError:  # EIO from a terminal that went away (rich handles EPIPE)
+                _console_gone(console)
             cost = time.perf_counter() - started
             await trio.sleep(max(1 / refresh_per_second, cost / CPU_BUDGET - cost))
 

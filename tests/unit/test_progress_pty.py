@@ -154,3 +154,28 @@ async def test_progress_pty_no_progress_is_plain_logs(tmp_path: Path, env: dict[
     ours = bytes(terminal.output).decode()
     assert "Total processing time for 3 host(s)" in ours
     assert _normalised(ours) == _normalised(piped.stdout.decode())
+
+
+async def test_progress_pty_terminal_gone_run_goes_on(tmp_path: Path, env: dict[str, str]) -> None:
+    """The terminal closes mid-run (writes then fail with EIO; it is not the run's
+    controlling terminal, so no SIGHUP): the display goes quiet, every host finishes."""
+    gate = tmp_path / "gate"
+    manifest = (
+        f"while [ ! -e {gate} ]; do sleep 0.02; done\n"
+        f"__step one --log {tmp_path}/log-$__target_host\n"
+    )
+    hosts = HOSTS[:5]
+    terminal = Terminal()
+    process = await terminal.start(argv(tmp_path, manifest, "-p", "5", "-v", hosts=hosts), env)
+    try:
+        with trio.fail_after(60):
+            await terminal.read_until(lambda text: len(host_lines(text, "manifest")) >= 5)
+            await terminal.stream.aclose()  # the terminal is gone
+            gate.touch()
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0
+    for host in hosts:
+        assert (tmp_path / f"log-{host}").read_text() == "local __step/one\nremote __step/one\n"
