@@ -22,7 +22,13 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, get_args
 from docopt import DocoptExit, docopt
 
 from cdist_trio._version import __version__
-from cdist_trio.errors import CdistError, ConfigError, UserError
+from cdist_trio.errors import (
+    CdistError,
+    ConfigError,
+    UserError,
+    exception_leaves,
+    local_failure,
+)
 from cdist_trio.hosts import HostSpec, read_hosts
 from cdist_trio.log import VERBOSE, get_logger, output_gone, reset_logging, setup_logging
 from cdist_trio.settings import (
@@ -642,6 +648,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     except CdistError as exc:
         _print_error(str(exc))
         return 1
+    except BrokenPipeError:
+        raise  # our own output is gone: see console_main
+    except OSError as exc:
+        # this machine's side outside any host: the run's temporary directory, a file
+        # given on the command line
+        _print_error(str(local_failure(exc) or exc))
+        return 1
     except KeyboardInterrupt:
         # cdist exits 2 here; 130 (128 + SIGINT) is what shells and CI expect.
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -653,17 +666,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         cdist_errors, rest = group.split(CdistError)
         if rest is not None or cdist_errors is None:
             raise
-        for error in _leaves(cdist_errors):
+        for error in exception_leaves(cdist_errors):
             _print_error(str(error))
         return 1
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
 
 
 def console_main(prog: str | None = None) -> NoReturn:

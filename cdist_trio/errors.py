@@ -7,7 +7,8 @@ code is called.  A host's failure becomes a field of its report at the host-scop
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import errno
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -158,3 +159,47 @@ class ObjectExplorerError(StageError):
 
 class ObjectError(StageError):
     """A type manifest, gencode script or code failed for an object."""
+
+
+def exception_leaves(error: BaseException) -> Iterator[BaseException]:
+    """``error`` itself, or every exception inside it if it is a group (nested ones too)."""
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from exception_leaves(inner)
+    else:
+        yield error
+
+
+#: What to do about a local error, by errno.
+_LOCAL_FIXES = {
+    errno.ENOSPC: "free space, or point TMPDIR (or -o DIR) at a file system with room",
+    errno.EDQUOT: "free space, or point TMPDIR (or -o DIR) at a file system with room",
+    errno.EMFILE: "raise the open files limit (ulimit -n) or lower -p/-j",
+    errno.ENFILE: "the whole machine is out of open files: lower -p/-j",
+    errno.EACCES: "make it writable for this user, or choose another TMPDIR (or -o DIR)",
+    errno.EPERM: "make it writable for this user, or choose another TMPDIR (or -o DIR)",
+    errno.EROFS: "choose a TMPDIR (or -o DIR) on a writable file system",
+}
+
+
+def local_fix(error: OSError) -> str | None:
+    """What the user can do about ``error`` on this machine, if we know."""
+    return _LOCAL_FIXES.get(error.errno or 0)
+
+
+def local_failure(error: BaseException, stage: str = "") -> CdistError | None:
+    """A host failure for what went wrong on this machine during ``stage``: a disk
+    full, no permission, too many open files (an `OSError`, alone or in exception
+    groups with other such errors or CdistErrors).  None for anything else: a
+    cancellation or an interrupt must go on propagating."""
+    leaves = list(exception_leaves(error))
+    if not all(isinstance(leaf, (OSError, CdistError)) for leaf in leaves):
+        return None
+    found = next((leaf for leaf in leaves if isinstance(leaf, OSError)), None)
+    if found is None:
+        return None
+    reason = found.strerror or str(found)
+    where = f": {found.filename}" if found.filename else ""
+    fix = local_fix(found)
+    prefix = f"{stage}: " if stage else ""
+    return CdistError(f"{prefix}local error: {reason}{where}" + (f"; {fix}" if fix else ""))

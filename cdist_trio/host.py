@@ -23,7 +23,7 @@ from . import log as cdist_log
 from .cache import cache_subpath, save_cache
 from .context import HostContext, Target
 from .emulator_server import open_emulator_server
-from .errors import CdistError, StageError
+from .errors import CdistError, StageError, local_failure
 from .events import Event, ObjectDone, StageChanged
 from .explorer import run_global_explorers, setup_and_run_global_explorers
 from .hosts import HostSpec
@@ -286,22 +286,39 @@ async def configure_host(
         )
         return report
     except CdistError as exc:
-        if workdir_path is not None:
-            remove_message_files(workdir_path / "messages")
-        if isinstance(exc, StageError):
-            log.error("%s", exc.render())
-            detail: str | None = exc.render()
-            message = str(exc)
-            host_error = HostError.from_exception(exc)
-        else:
-            # Transport errors start with the host name; every line that shows this one
-            # names the host already ("ERROR: web-1: web-1: connection refused").
-            message = _without_host(str(exc), host)
-            log.error("%s", message)
-            detail = message
-            host_error = HostError(type(exc).__name__, message)
-        first_line = message.splitlines()[0] if message else type(exc).__name__
-        return run.report(HostStatus.FAILED, error=first_line, detail=detail, failure=host_error)
+        return _failed(run, exc, workdir_path, log)
+    except (OSError, BaseExceptionGroup) as exc:
+        local = local_failure(exc, run.stage)
+        if local is None:
+            raise
+        log.debug("%s", local, exc_info=exc)
+        return _failed(run, local, workdir_path, log)
+
+
+def _failed(
+    run: HostRun,
+    exc: CdistError,
+    workdir_path: Path | None,
+    log: logging.LoggerAdapter[logging.Logger],
+) -> HostReport:
+    """The report of a failed host; its error logged."""
+    host = run.host
+    if workdir_path is not None:
+        remove_message_files(workdir_path / "messages")
+    if isinstance(exc, StageError):
+        log.error("%s", exc.render())
+        detail: str | None = exc.render()
+        message = str(exc)
+        host_error = HostError.from_exception(exc)
+    else:
+        # Transport errors start with the host name; every line that shows this one
+        # names the host already ("ERROR: web-1: web-1: connection refused").
+        message = _without_host(str(exc), host)
+        log.error("%s", message)
+        detail = message
+        host_error = HostError(type(exc).__name__, message)
+    first_line = message.splitlines()[0] if message else type(exc).__name__
+    return run.report(HostStatus.FAILED, error=first_line, detail=detail, failure=host_error)
 
 
 async def _stage(run: HostRun, name: str, work: Awaitable[object]) -> None:

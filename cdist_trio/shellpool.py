@@ -220,9 +220,16 @@ class ShellPool:
 
     async def prestart(self, count: int) -> None:
         """Have ``count`` shells ready.  Called as a run begins, while its hosts connect:
-        the engine spawns while it is idle, and few hosts wait for a shell later."""
+        the engine spawns while it is idle, and few hosts wait for a shell later.
+
+        Only a head start: a shell that cannot be started (too many open files) ends
+        it, and the call that needs a shell then fails its host with the reason."""
         while len(self._all) < count and not self._closed:
-            self._idle.append(await self._start())
+            try:
+                shell = await self._start()
+            except OSError:
+                return
+            self._idle.append(shell)
 
     async def _start(self) -> _Shell:
         process = await trio.lowlevel.open_process(

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import trio
 
-from ..errors import ConnectError
+from ..errors import ConnectError, local_fix
 from .base import Completed
 
 KILL_GRACE = 2.0
@@ -53,7 +53,9 @@ async def run_argv(
             deliver_cancel=_kill_group,
         )
     except OSError as exc:
-        raise ConnectError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+        fix = local_fix(exc)
+        reason = f"{exc.strerror or exc}" + (f"; {fix}" if fix else "")
+        raise ConnectError(f"cannot start {argv[0]!r}: {reason}") from exc
     return Completed(
         command=display if display is not None else " ".join(argv),
         returncode=result.returncode,
