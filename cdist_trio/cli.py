@@ -465,12 +465,35 @@ def _config(args: Mapping[str, Any]) -> int:
                 path = stack.enter_context(_stdin_manifest(sys.stdin.buffer))
                 settings = replace(settings, initial_manifest=path)
             log.log(VERBOSE, "version %s", __version__)
+            _open_files_for(len(hosts), settings)
             return _run(hosts, settings, output)
     except CdistError as exc:
         log.error("%s", exc)
         return 1
     finally:
         reset_logging()
+
+
+def _open_files_for(hosts: int, settings: Settings) -> None:
+    """Raise the open-files limit to what the run may need; warn if the system's hard
+    limit is lower (hosts may then fail with "Too many open files")."""
+    from cdist_trio.limits import ensure_open_files, open_files_needed
+
+    needed = open_files_needed(min(hosts, settings.parallel), settings.jobs)
+    limit = ensure_open_files(needed)
+    log = get_logger()
+    if limit.raised:
+        log.debug("open files limit raised from %d to %d", limit.before, limit.after)
+    if limit.after < needed:
+        log.warning(
+            "%d hosts at a time at -j %d may need about %d open files, and this process "
+            "may have %d (ulimit -Hn): if hosts fail with 'Too many open files', lower "
+            "-p or raise the hard limit",
+            min(hosts, settings.parallel),
+            settings.jobs,
+            needed,
+            limit.after,
+        )
 
 
 @dataclass(frozen=True)
