@@ -170,21 +170,22 @@ def exception_leaves(error: BaseException) -> Iterator[BaseException]:
         yield error
 
 
-#: What to do about a local error, by errno.
-_LOCAL_FIXES = {
-    errno.ENOSPC: "free space, or point TMPDIR (or -o DIR) at a file system with room",
-    errno.EDQUOT: "free space, or point TMPDIR (or -o DIR) at a file system with room",
-    errno.EMFILE: "raise the open files limit (ulimit -n) or lower -p/-j",
-    errno.ENFILE: "the whole machine is out of open files: lower -p/-j",
-    errno.EACCES: "make it writable for this user, or choose another TMPDIR (or -o DIR)",
-    errno.EPERM: "make it writable for this user, or choose another TMPDIR (or -o DIR)",
-    errno.EROFS: "choose a TMPDIR (or -o DIR) on a writable file system",
-}
-
-
-def local_fix(error: OSError) -> str | None:
-    """What the user can do about ``error`` on this machine, if we know."""
-    return _LOCAL_FIXES.get(error.errno or 0)
+def local_fix(error: OSError, stage: str = "") -> str | None:
+    """What the user can do about ``error`` on this machine, if we know.  The files of
+    the ``cache`` stage are under ``$HOME``, all others under the run's work directory."""
+    place = "HOME (the cache is ~/.cdist/cache)" if stage == "cache" else "TMPDIR (or -o DIR)"
+    code = error.errno or 0
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return f"free space, or point {place} at a file system with room"
+    if code in (errno.EACCES, errno.EPERM):
+        return f"make it writable for this user, or choose another {place}"
+    if code == errno.EROFS:
+        return f"point {place} at a writable file system"
+    if code == errno.EMFILE:
+        return "raise the open files limit (ulimit -n) or lower -p/-j"
+    if code == errno.ENFILE:
+        return "the whole machine is out of open files: lower -p/-j"
+    return None
 
 
 def local_failure(error: BaseException, stage: str = "") -> CdistError | None:
@@ -200,6 +201,6 @@ def local_failure(error: BaseException, stage: str = "") -> CdistError | None:
         return None
     reason = found.strerror or str(found)
     where = f": {found.filename}" if found.filename else ""
-    fix = local_fix(found)
+    fix = local_fix(found, stage)
     prefix = f"{stage}: " if stage else ""
     return CdistError(f"{prefix}local error: {reason}{where}" + (f"; {fix}" if fix else ""))

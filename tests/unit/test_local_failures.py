@@ -31,6 +31,14 @@ def test_local_failure_names_stage_reason_path_and_fix() -> None:
     )
 
 
+def test_local_failure_of_the_cache_points_at_home() -> None:
+    error = OSError(errno.EROFS, "Read-only file system", "/home/op/.cdist")
+    assert str(local_failure(error, "cache")) == (
+        "cache: local error: Read-only file system: /home/op/.cdist; "
+        "point HOME (the cache is ~/.cdist/cache) at a writable file system"
+    )
+
+
 def test_local_failure_without_a_known_fix_or_stage() -> None:
     failure = local_failure(OSError(errno.EIO, "Input/output error"))
     assert str(failure) == "local error: Input/output error"
