@@ -281,7 +281,7 @@ async def _run_chunk(
         len(parsed.results) == len(steps) or _stopped(parsed, steps, stop_on_failure)
     )
     if parsed is None or not complete:
-        detail = result.stderr.decode(errors="replace").strip()
+        detail = _target_said(result.stdout, result.stderr, marker)
         if parsed is not None:
             done = len(parsed.results)
             detail = f"the target stopped after {done} of {len(steps)} step(s). {detail}".strip()
@@ -294,6 +294,24 @@ async def _run_chunk(
             stderr=result.stderr,
         )
     return parsed
+
+
+_SAID_MAX = 2000
+"""Characters of a failed batch's output kept in its error message (the end of it)."""
+
+
+def _target_said(stdout: bytes, stderr: bytes, marker: str) -> str:
+    """What a batch that did not run through printed: its stderr, else its stdout when
+    that is not our own step output (a login shell refusing, ``nologin``'s "This account
+    is currently not available." goes to stdout), the end of it if long."""
+    text = stderr.decode(errors="replace").strip()
+    if not text:
+        out = stdout.decode(errors="replace")
+        if marker not in out:
+            text = out.strip()
+    if len(text) > _SAID_MAX:
+        text = "..." + text[-_SAID_MAX:]
+    return text or "(no output)"
 
 
 def _stopped(parsed: BatchResult, steps: Sequence[Step], stop_on_failure: bool) -> bool:

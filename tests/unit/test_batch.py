@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cdist_trio.batch import Step, StepResult, may_source, new_marker, parse_results, run_batch
 from cdist_trio.errors import CommandError
+from cdist_trio.transport.base import Completed
 from cdist_trio.transport.local import LocalRemote
 
 
@@ -83,6 +85,27 @@ async def test_batch_prelude_failure_is_an_error(remote: LocalRemote, tmp_path: 
             stop_on_failure=False,
             prelude="false",
         )
+
+
+class _RefusingLogin(LocalRemote):
+    """A target whose login shell is ``nologin``: every command prints its refusal on
+    stdout and exits 1, whatever it was."""
+
+    async def run(self, command: str, **options: Any) -> Completed:
+        refusal = "echo 'This account is currently not available.'; exit 1"
+        return await super().run(refusal, **options)
+
+
+async def test_batch_failure_says_what_the_target_printed(tmp_path: Path) -> None:
+    with pytest.raises(CommandError) as failure:
+        await run_batch(
+            _RefusingLogin("localhost"), str(tmp_path / "r"), [], [Step("a", "true")],
+            stop_on_failure=False,
+        )  # fmt: skip
+    assert str(failure.value) == (
+        "batch of 1 step(s) failed on the target with exit status 1: "
+        "This account is currently not available."
+    )
 
 
 async def test_batch_too_large_for_one_command_line_is_split(
