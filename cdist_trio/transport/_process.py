@@ -6,6 +6,7 @@ with it (SIGTERM, then SIGKILL after a grace period).
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -53,7 +54,9 @@ async def run_argv(
             deliver_cancel=_kill_group,
         )
     except OSError as exc:
-        fix = local_fix(exc)
+        # a program that cannot be started is to be made executable, not writable
+        executable = exc.errno in (errno.EACCES, errno.EPERM)
+        fix = "make it executable for this user (chmod +x)" if executable else local_fix(exc)
         reason = f"{exc.strerror or exc}" + (f"; {fix}" if fix else "")
         raise ConnectError(f"cannot start {argv[0]!r}: {reason}") from exc
     return Completed(
