@@ -458,6 +458,16 @@ def _config(args: Mapping[str, Any]) -> int:
     else:
         setup_logging(settings)
     log = get_logger()
+    given = layer.get("conf_dirs", ())
+    assert isinstance(given, tuple)
+    for conf_dir in settings.conf_dirs:
+        if conf_dir not in given and not conf_dir.is_dir():
+            # cdist skips it silently; its types would then be "not found" in manifests
+            log.warning(
+                "conf dir '%s' (a conf_dir in cdist.cfg, or CDIST_PATH) is not a directory: "
+                "skipped",
+                conf_dir,
+            )
     try:
         hosts = read_hosts(hosts_given, files, sys.stdin)
         with contextlib.ExitStack() as stack:

@@ -249,6 +249,24 @@ def test_cli_missing_conf_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert err.startswith(f"ERROR: cdist: -c/--conf-dir: '{tmp_path / 'nope'}' is not a dir")
 
 
+def test_cli_configured_conf_dir_missing_is_a_warning(
+    tmp_path: Path,
+    fake_run: FakeRun,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """cdist skips a conf_dir of cdist.cfg or CDIST_PATH that does not exist, silently:
+    its types are then "not found" in manifests.  The run goes on, with a warning."""
+    missing, present = tmp_path / "nope", tmp_path
+    monkeypatch.setenv("CDIST_PATH", f"{missing}:{present}")
+    assert cli.main(["config", "h"]) == 0
+    assert settings_of(fake_run).conf_dirs == (missing, present)
+    assert capsys.readouterr().out == (
+        f"WARNING: cdist: conf dir '{missing}' (a conf_dir in cdist.cfg, or CDIST_PATH) "
+        "is not a directory: skipped\n"
+    )
+
+
 def test_cli_unreadable_ssh_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["config", "-F", str(tmp_path / "nope"), "h"]) == 1
     err = capsys.readouterr().err
