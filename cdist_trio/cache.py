@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -24,9 +25,27 @@ def cache_subpath(pattern: str | None, host: str, host_dir: str, started: float)
 
 
 def save_cache(workdir: Path, cache_root: Path, subpath: str, host: str) -> Path:
-    """Move ``workdir`` to ``<cache_root>/<subpath>``, replacing old entries one by one."""
+    """Move ``workdir`` to ``<cache_root>/<subpath>``, replacing old entries one by one.
+
+    Holds an exclusive lock on the destination directory meanwhile: two runs that save
+    the same host's cache at once (a cron job and a manual run with one ``$HOME``) took
+    turns deleting each other's entries and one of them failed its host.  Blocks while
+    another run saves there: call it in a worker thread.
+    """
     destination = cache_root / subpath
     destination.mkdir(parents=True, exist_ok=True)
+    lock = os.open(destination, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _replace_entries(workdir, destination)
+        (destination / "target_host").write_text(host + "\n")
+    finally:
+        os.close(lock)  # releases the lock
+    shutil.rmtree(workdir, ignore_errors=True)
+    return destination
+
+
+def _replace_entries(workdir: Path, destination: Path) -> None:
     for entry in workdir.iterdir():
         target = destination / entry.name
         if target.is_symlink() or target.is_file():
@@ -37,6 +56,3 @@ def save_cache(workdir: Path, cache_root: Path, subpath: str, host: str) -> Path
             except OSError as exc:
                 raise CdistError(f"Cannot delete old cache entry {target}: {exc}") from exc
         shutil.move(str(entry), str(target))
-    (destination / "target_host").write_text(host + "\n")
-    shutil.rmtree(workdir, ignore_errors=True)
-    return destination
