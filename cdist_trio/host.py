@@ -277,9 +277,7 @@ async def configure_host(
         cache_root = Path(home) / ".cdist" / "cache"
         subpath = cache_subpath(settings.cache_path_pattern, host, host_dir_name(host), time.time())
         remove_message_files(workdir.messages)
-        cache_path = await trio.to_thread.run_sync(
-            save_cache, workdir.path, cache_root, subpath, host
-        )
+        cache_path = await save_cache(workdir.path, cache_root, subpath, host)
         report = run.report(HostStatus.OK, cache_path=str(cache_path))
         log.info(
             "Finished %s in %.2f seconds",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+import trio
+
 from cdist_trio.cache import save_cache
 
 ENTRIES = 40
@@ -28,7 +30,7 @@ def _workdir(base: Path, tag: str) -> Path:
 def _save_repeatedly(scratch: str, cache_root: str, tag: str) -> None:
     for n in range(SAVES):
         workdir = _workdir(Path(scratch) / f"{tag}-{n}", tag)
-        save_cache(workdir, Path(cache_root), "host-hash", "host")
+        trio.run(save_cache, workdir, Path(cache_root), "host-hash", "host")
 
 
 def test_concurrent_saves_of_one_host_never_fail(tmp_path: Path) -> None:
