@@ -56,7 +56,15 @@ class AsyncsshRemote(PooledRemote):
                 try:
                     result = await self._aio.call(
                         functools.partial(
-                            conn.run, command, input=stdin, encoding=None, check=False
+                            conn.run,
+                            command,
+                            input=stdin,
+                            encoding=None,
+                            check=False,
+                            # never a terminal, whatever RequestTTY says: a tty would echo
+                            # and translate the batch's binary stdin (the openssh transport
+                            # asks for none either)
+                            request_pty=False,
                         )
                     )
                 except _asyncssh.ChannelOpenError as exc:

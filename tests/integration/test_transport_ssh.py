@@ -292,3 +292,21 @@ async def test_openssh_sessions_through_the_masters_control_socket(
         assert result.stdout == payload
     clients = [argv for argv in started if "-O" not in argv]  # not the master's exit
     assert len(clients) == (0 if native else 3)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_transports_never_ask_for_a_terminal(
+    plain_fleet: Fleet, resources: TransportResources, tmp_path: Path, transport: str
+) -> None:
+    """An ssh_config with ``RequestTTY force`` (some operators set it for interactive
+    use) gets no terminal: a tty would echo and translate the batches' binary stdin."""
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n    RequestTTY force\n\n" + plain_fleet.ssh_config.read_text())
+    payload = bytes(range(256)) * 64 + b"\r\n\x03\x04\x1a"
+    with trio.fail_after(60):
+        async with open_remote(
+            plain_fleet.hosts[0], transport=transport, resources=resources, ssh_config=config
+        ) as remote:
+            result = await remote.run("cat; [ -t 0 ] || echo no-tty >&2", stdin=payload)
+    assert result.stdout == payload
+    assert result.stderr == b"no-tty\n"
