@@ -26,24 +26,31 @@ def cache_subpath(pattern: str | None, host: str, host_dir: str, started: float)
     return expanded or host_dir
 
 
+LOCK_POLL = 0.02
+"""Seconds between two tries of a cache directory's lock that another run holds."""
+
+
 async def save_cache(workdir: Path, cache_root: Path, subpath: str, host: str) -> Path:
     """Move ``workdir`` to ``<cache_root>/<subpath>``, replacing old entries one by one.
 
     Holds an exclusive lock on the destination directory meanwhile: two runs that save
     the same host's cache at once (a cron job and a manual run with one ``$HOME``) took
-    turns deleting each other's entries and one of them failed its host.  Waiting for
-    the other run happens in a worker thread; the moving itself in this one (in a
-    worker, a copy across file systems fought the event loop for the GIL: 40 % more
-    engine CPU at 20 hosts).
+    turns deleting each other's entries and one of them failed its host.  The moving
+    happens on this thread (in a worker, a copy across file systems fought the event loop
+    for the GIL: 40 % more engine CPU at 20 hosts).
     """
     destination = cache_root / subpath
     destination.mkdir(parents=True, exist_ok=True)
     lock = os.open(destination, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # another run is saving this host's cache
-            await trio.to_thread.run_sync(fcntl.flock, lock, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:  # another run is saving this host's cache
+                # polled, not waited for in a thread: Ctrl-C must end the wait even if
+                # that run hangs with the lock held (a stalled network home)
+                await trio.sleep(LOCK_POLL)
         _replace_entries(workdir, destination)
         (destination / "target_host").write_text(host + "\n")
     finally:

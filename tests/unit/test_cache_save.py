@@ -53,3 +53,35 @@ def test_concurrent_saves_of_one_host_never_fail(tmp_path: Path) -> None:
     assert len(tags) == 1
     assert (saved / "target_host").read_text() == "host\n"
     assert len(list(saved.iterdir())) == ENTRIES + 2
+
+
+def test_waiting_for_another_runs_lock_can_be_cancelled(tmp_path: Path) -> None:
+    """A run that hangs holding the lock (a stalled network home) must not keep Ctrl-C
+    or a deadline from ending this one; once the lock is free the save goes through."""
+    import fcntl
+    import os
+
+    from trio.testing import MockClock
+
+    cache_root = tmp_path / "cache"
+    destination = cache_root / "host-hash"
+    destination.mkdir(parents=True)
+    (destination / "old").write_text("the other run's")
+    holder = os.open(destination, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    workdir = _workdir(tmp_path / "ours", "ours")
+
+    async def save_within(seconds: float) -> bool:
+        with trio.move_on_after(seconds) as scope:
+            await save_cache(workdir, cache_root, "host-hash", "host")
+        return scope.cancelled_caught
+
+    try:
+        assert trio.run(save_within, 3600, clock=MockClock(autojump_threshold=0))
+        assert [p.name for p in destination.iterdir()] == ["old"]  # untouched
+        assert workdir.is_dir()
+    finally:
+        os.close(holder)
+    assert not trio.run(save_within, 3600, clock=MockClock(autojump_threshold=0))
+    assert (destination / "target_host").read_text() == "host\n"
+    assert not workdir.exists()
