@@ -34,7 +34,7 @@ from .events import (
 )
 from .host import HostRun, configure_host
 from .hosts import HostSpec
-from .log import VERBOSE
+from .log import VERBOSE, target_logger
 from .process import LOCAL_UMASK
 from .report import HostReport, HostStatus, RunReport, write_error_reports
 from .settings import Settings
@@ -157,7 +157,7 @@ async def _run_config(
                     )
                 if deadline.cancelled_caught:
                     message = f"timed out after {timeout:g} s during {run.stage}"
-                    logging.getLogger("cdist_trio").error("%s: %s", spec.name, message)
+                    target_logger(spec.name).error("%s", message)
                     reports[index] = run.report(HostStatus.TIMED_OUT, error=message)
                 # Still holding the host slot, so no waiting host starts after a failure.
                 if settings.fail_fast and not reports[index].ok:
@@ -228,7 +228,10 @@ def _log_summary(report: RunReport) -> None:
     if report.failed_hosts:
         for host in report.hosts:
             if not host.ok:
-                _cdist_log.error("%s: %s: %s", host.host, host.status.value, host.error)
+                error = host.error or ""
+                # "timed out after 5 s ...", "interrupted by SIGINT ...": the status is said
+                status = "" if error.startswith(host.status.value) else f"{host.status.value}: "
+                _cdist_log.error("%s: %s%s", host.host, status, error)
         _cdist_log.error(
             "Failed to configure the following hosts: %s", " ".join(report.failed_hosts)
         )

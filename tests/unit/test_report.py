@@ -200,3 +200,17 @@ def test_report_cli_unwritable_report_dir(scenario: Scenario, tmp_path: Path) ->
     outcome = scenario.config("", "--report", str(tmp_path / "missing" / "r.json"))
     assert outcome.status == 1
     assert "--report:" in outcome.stderr
+
+
+def test_run_summary_names_each_host_once_with_its_status(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from cdist_trio.run import _log_summary
+
+    with caplog.at_level("ERROR", logger="cdist_trio"):
+        _log_summary(_synthetic())
+    lines = [r.getMessage() for r in caplog.records if r.name == "cdist_trio.cdist"]
+    assert "web-3: timed out after 5 s" in lines  # not "timed out: timed out after"
+    assert "web-4: interrupted" in lines
+    assert any(line.startswith("web-2: failed: ") for line in lines)
+    assert lines[-1] == "Failed to configure the following hosts: web-2 web-3 web-4"
