@@ -34,6 +34,7 @@ __all__ = [
     "test_remote_exit_status",
     "test_remote_large_output",
     "test_remote_put_into_directory",
+    "test_remote_put_large_file",
     "test_remote_put_single_file",
     "test_remote_run_captures_streams",
     "test_remote_stdin",
@@ -142,3 +143,24 @@ async def test_remote_cancel_kills_the_command(remote: Remote, remote_tmp: str) 
         await poll(gone)
     assert pid.isdigit()
     assert os.getpid() != int(pid)
+
+
+async def test_remote_put_large_file(
+    remote: Remote, remote_tmp: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file larger than the SSH transports send at once (scaled down here: pieces of
+    64 KiB from 256 KiB) arrives byte-exact with its mode, and nothing else is left."""
+    from cdist_trio.transport import pooled
+
+    monkeypatch.setattr(pooled, "PIECES_FROM", 256 * 1024)
+    monkeypatch.setattr(pooled, "PIECE", 64 * 1024)
+    source = tmp_path / "artifact"
+    source.write_bytes(os.urandom(1_000_000))
+    source.chmod(0o640)
+    with trio.fail_after(60):
+        await remote.run(f"mkdir -p '{remote_tmp}/big'")
+        await remote.put([source], f"{remote_tmp}/big/artifact")
+        listing = await remote.run(f"cd '{remote_tmp}/big' && ls -A && stat -c %a artifact")
+        content = await remote.run(f"cat '{remote_tmp}/big/artifact'")
+    assert listing.stdout == b"artifact\n640\n"
+    assert content.stdout == source.read_bytes()

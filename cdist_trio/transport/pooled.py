@@ -4,8 +4,12 @@ target, tar uploads over one session, and statistics from the session pool."""
 from __future__ import annotations
 
 import abc
+import contextlib
 import itertools
+import posixpath
 import secrets
+import shlex
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,13 @@ from .archive import tar_upload
 from .base import Completed, Remote, RemoteStatistics, checked
 from .command import remote_word
 from .sessions import KILL_TIMEOUT, PooledSessions, kill_tracked, tracked
+
+PIECES_FROM = 16 * 2**20
+"""A single file larger than this is sent in pieces (`PooledRemote._put_in_pieces`)."""
+PIECE = 4 * 2**20
+"""Bytes per piece: one session each, about 3 ms of round trip here against 65 ms to send
+the piece (a 50 MB file: 0.86 s in pieces, 0.75 s as one tar; peak RSS 38 instead of
+80 MB with openssh, 65 instead of 174 MB with asyncssh)."""
 
 
 class PooledRemote(Remote):
@@ -58,9 +69,40 @@ class PooledRemote(Remote):
     async def put(self, sources: Sequence[Path], destination: str) -> None:
         if not sources:
             return
+        if len(sources) == 1 and sources[0].is_file() and sources[0].stat().st_size > PIECES_FROM:
+            await self._put_in_pieces(sources[0], destination)
+            return
         payload, command = tar_upload(sources, destination)
         self._bytes += len(payload)
         await self.run(command, stdin=payload)
+
+    async def _put_in_pieces(self, source: Path, destination: str) -> None:
+        """A large file as `PIECE`-sized appends to a private partial file next to the
+        target, one session each, then moved into place with the source's mode: memory
+        stays at one piece whatever the file's size (a tar of the whole file, held in
+        memory and copied by the transport, took 1 to 3.5 times the file's size)."""
+        target = destination + source.name if destination.endswith("/") else destination
+        directory = posixpath.dirname(target) or "."
+        partial = f"{target}.cdist-trio-{self._token}-{next(self._counter)}"
+        quoted = shlex.quote(partial)
+        mode = stat.S_IMODE(source.stat().st_mode)
+        try:
+            with source.open("rb") as stream:
+                # private while it grows: the content may be a secret (mode 0600)
+                start = f"mkdir -p {shlex.quote(directory)} && umask 077 && cat > {quoted}"
+                while True:
+                    piece = stream.read(PIECE)
+                    await self.run(start or f"cat >> {quoted}", stdin=piece)
+                    self._bytes += len(piece)
+                    start = ""
+                    if len(piece) < PIECE:
+                        break
+            await self.run(f"chmod {mode:o} {quoted} && mv -f {quoted} {shlex.quote(target)}")
+        except BaseException:
+            shielded = trio.CancelScope(shield=True)
+            with shielded, trio.move_on_after(KILL_TIMEOUT), contextlib.suppress(TransportError):
+                await self.run(f"rm -f {quoted}", check=False)
+            raise
 
     def statistics(self) -> RemoteStatistics:
         return RemoteStatistics(
