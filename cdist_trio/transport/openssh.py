@@ -15,7 +15,6 @@ import itertools
 import shlex
 import shutil
 import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 import trio
 
 from ..errors import AuthError, ConnectError, HostKeyError, TransportError
+from ..unixserver import socket_directory
 from ._process import _kill_group, run_argv
 from .base import Completed
 from .mux import MuxError, MuxRefused, MuxSessionBroken, MuxUnsupported, run_session
@@ -173,6 +173,11 @@ class OpensshRemote(PooledRemote):
         return f"ssh {joined}", f"scp -q {joined}"
 
 
+CONTROL_NAME_LENGTH = 24
+"""A control socket's name, ``m<number>``, plus the 17 characters of the temporary name
+ssh binds it under first."""
+
+
 async def _start_master(host: str, base: Sequence[str], tmp: Path, number: int) -> Master:
     control = tmp / f"m{number}"
     errors_path = tmp / f"m{number}.err"
@@ -232,7 +237,8 @@ async def open_openssh_remote(
 ) -> AsyncIterator[OpensshRemote]:
     """Yield a Remote for ``host``; every master it opened is closed on exit."""
     base = base_options(ssh_config, address_family)
-    tmp = Path(tempfile.mkdtemp(prefix="cdist-trio-ssh."))
+    # ssh binds the control socket under a temporary name, 17 characters longer
+    tmp = socket_directory("cdist-trio-ssh.", CONTROL_NAME_LENGTH)
     numbers = itertools.count(1)
 
     async def connect() -> Master:
