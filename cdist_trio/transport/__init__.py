@@ -135,7 +135,7 @@ async def open_remote(
         ) as remote:
             yield remote
     elif transport == "asyncssh":
-        from .asyncssh import open_asyncssh_remote
+        from .asyncssh import open_asyncssh_remote, ssh_destination
         from .handshake_files import HandshakeFiles
 
         if resources.handshake_files is None:
@@ -148,7 +148,7 @@ async def open_remote(
             connect_limiter=resources.connect_limiter,
             pool=SessionPool(max_sessions, max_connections),
             ssh_config=ssh_config,
-            config_for_host=cuts.path_for(host) if cuts is not None else None,
+            config_for_host=cuts.path_for(ssh_destination(host)) if cuts is not None else None,
             files=resources.handshake_files,
             address_family=address_family,
             log=log,

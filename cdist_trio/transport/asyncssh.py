@@ -112,6 +112,13 @@ def _map_connect_error(host: str, exc: BaseException) -> TransportError:
     return ConnectError(f"{host}: cannot connect: {exc}")
 
 
+def ssh_destination(host: str) -> str:
+    """The host a ``user@host`` target names, as ``ssh -o User=root user@host`` (cdist's
+    command, and the openssh transport's) reads it: the user part is overridden by
+    ``User=root``, and ssh_config's ``Host`` lines match the rest."""
+    return host.rpartition("@")[2]
+
+
 @asynccontextmanager
 async def open_asyncssh_remote(
     host: str,
@@ -143,8 +150,9 @@ async def open_asyncssh_remote(
         try:
 
             async def _connect() -> Any:
-                options, extra = files.options(host, **kwargs)
-                return await _asyncssh.connect(host, options=options, **extra)
+                address = ssh_destination(host)
+                options, extra = files.options(address, **kwargs)
+                return await _asyncssh.connect(address, options=options, **extra)
 
             return await aio.call(_connect)
         except (OSError, _asyncssh.Error) as exc:
@@ -159,8 +167,9 @@ async def open_asyncssh_remote(
 
         async def _options() -> str:
             try:
+                whole = [str(ssh_config)] if ssh_config else ()
                 _asyncssh.SSHClientConnectionOptions(
-                    **{**kwargs, "config": [str(ssh_config)] if ssh_config else ()}, host=host
+                    **{**kwargs, "config": whole}, host=ssh_destination(host)
                 )
             except ValueError as original:
                 return str(original)

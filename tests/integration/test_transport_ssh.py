@@ -310,3 +310,21 @@ async def test_transports_never_ask_for_a_terminal(
             result = await remote.run("cat; [ -t 0 ] || echo no-tty >&2", stdin=payload)
     assert result.stdout == payload
     assert result.stderr == b"no-tty\n"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_transports_read_user_at_host_as_ssh_does(
+    plain_fleet: Fleet, resources: TransportResources, transport: str
+) -> None:
+    """``nobody@<host>``: the ssh_config's ``Host <host>`` applies and the login is
+    root's, as ``ssh -o User=root nobody@<host>`` (cdist's command) does; asyncssh
+    looked the whole string up as a host name."""
+    with trio.fail_after(60):
+        async with open_remote(
+            f"nobody@{plain_fleet.hosts[0]}",
+            transport=transport,
+            resources=resources,
+            ssh_config=plain_fleet.ssh_config,
+        ) as remote:
+            result = await remote.run("id -un")
+    assert result.stdout == b"root\n"
