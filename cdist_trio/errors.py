@@ -55,6 +55,11 @@ class InvalidRequirementError(UserError):
     """A ``require`` entry that names no valid object (unknown type, illegal or missing id)."""
 
 
+class LocalError(CdistError):
+    """Something failed on this machine, not on a target: a full disk, too many open
+    files, a directory that cannot be written (see `local_failure`)."""
+
+
 class DependencyError(CdistError):
     """Objects whose requirements can never be met: a cycle, or missing objects."""
 
@@ -188,7 +193,7 @@ def local_fix(error: OSError, stage: str = "") -> str | None:
     return None
 
 
-def local_failure(error: BaseException, stage: str = "") -> CdistError | None:
+def local_failure(error: BaseException, stage: str = "") -> LocalError | None:
     """A host failure for what went wrong on this machine during ``stage``: a disk
     full, no permission, too many open files (an `OSError`, alone or in exception
     groups with other such errors or CdistErrors).  None for anything else: a
@@ -203,4 +208,4 @@ def local_failure(error: BaseException, stage: str = "") -> CdistError | None:
     where = f": {found.filename}" if found.filename else ""
     fix = local_fix(found, stage)
     prefix = f"{stage}: " if stage else ""
-    return CdistError(f"{prefix}local error: {reason}{where}" + (f"; {fix}" if fix else ""))
+    return LocalError(f"{prefix}local error: {reason}{where}" + (f"; {fix}" if fix else ""))

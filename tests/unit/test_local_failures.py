@@ -5,6 +5,7 @@ traceback or take other hosts down."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import resource
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 import trio
 import trio.testing
 
-from cdist_trio.errors import CdistError, exception_leaves, local_failure
+from cdist_trio.errors import CdistError, LocalError, exception_leaves, local_failure
 from tests.unit.scenario_support import CONF
 
 HOSTS = [f"h{i}" for i in range(1, 21)]
@@ -24,7 +25,7 @@ HOSTS = [f"h{i}" for i in range(1, 21)]
 def test_local_failure_names_stage_reason_path_and_fix() -> None:
     error = OSError(errno.ENOSPC, "No space left on device", "/tmp/cdist-trio.x/data")
     failure = local_failure(error, "initial manifest")
-    assert isinstance(failure, CdistError)
+    assert isinstance(failure, LocalError)  # the report's error type
     assert str(failure) == (
         "initial manifest: local error: No space left on device: /tmp/cdist-trio.x/data; "
         "free space, or point TMPDIR (or -o DIR) at a file system with room"
@@ -110,7 +111,7 @@ def test_too_many_open_files_fails_hosts_with_the_fix_not_a_traceback(tmp_path: 
     argv = [
         sys.executable, "-m", "cdist_trio", "config", "--transport", "local",
         "-r", str(tmp_path / "remote" / "%N"), "-c", str(CONF), "-i", str(manifest),
-        "-p", "--", *HOSTS,
+        "-p", "--report", str(tmp_path / "report.json"), "--", *HOSTS,
     ]  # fmt: skip
     done = subprocess.run(
         argv,
@@ -124,6 +125,10 @@ def test_too_many_open_files_fails_hosts_with_the_fix_not_a_traceback(tmp_path: 
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "Traceback" not in output
+    report = json.loads((tmp_path / "report.json").read_text())
+    failed = [h for h in report["hosts"] if h["status"] == "failed"]
+    assert failed
+    assert {h["error"]["type"] for h in failed} <= {"LocalError", "ConnectError"}
     errors = [line for line in output.splitlines() if line.startswith("ERROR: h")]
     assert errors, output
     for line in errors:
