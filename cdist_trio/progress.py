@@ -223,11 +223,14 @@ class _Console(Console):
 
     def on_broken_pipe(self) -> None:
         # rich's own ends the process (SystemExit): hosts would stop half-configured.
-        self.gone()
+        _console_gone(self)
 
-    def gone(self) -> None:
-        self.quiet = True
-        output_gone(self.file)
+
+def _console_gone(console: Console) -> None:
+    """Nobody reads ``console`` any more: draw nothing, and let writes to its stream
+    succeed (`log.output_gone`)."""
+    console.quiet = True
+    output_gone(console.file)
 
 
 def progress_console(*, force: bool = False, file: TextIO | None = None) -> Console:
@@ -325,14 +328,6 @@ class ProgressDisplay:
 
     def print_summary(self, report: RunReport) -> None:
         self.console.print(summary_table(report))
-
-
-def _console_gone(console: Console) -> None:
-    if isinstance(console, _Console):
-        console.gone()
-    else:
-        console.quiet = True
-        output_gone(console.file)
 
 
 @asynccontextmanager
