@@ -17,6 +17,7 @@ environment, one exec fewer.  Scripts that could tell the difference (``$0``, ``
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import secrets
 import shlex
@@ -26,6 +27,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .errors import CommandError
+from .log import TRACE
 from .model.smallfiles import read_bytes
 from .tarstream import write_tar
 from .transport.base import Remote, export_prefix
@@ -233,9 +235,11 @@ async def run_batch(
     *,
     stop_on_failure: bool,
     prelude: str = "",
+    log: logging.LoggerAdapter[logging.Logger] | None = None,
 ) -> BatchResult:
     """Place ``files`` under ``$R`` and run ``steps``, in one remote session (several,
-    in order, when the script would be too large for one command line)."""
+    in order, when the script would be too large for one command line).  With ``log``
+    enabled for TRACE, how each step ended is logged."""
     results: dict[str, StepResult] = {}
     for index, chunk in enumerate(_chunks(steps)):
         first = index == 0
@@ -248,9 +252,27 @@ async def run_batch(
             prelude=prelude if first else "",
         )
         results.update(part.results)
+        if log is not None and log.isEnabledFor(TRACE):
+            _trace_steps(log, chunk, part)
         if _stopped(part, chunk, stop_on_failure):
             break
     return BatchResult(results)
+
+
+def _trace_steps(
+    log: logging.LoggerAdapter[logging.Logger], steps: Sequence[Step], part: BatchResult
+) -> None:
+    lines = []
+    for step in steps:
+        result = part.results.get(step.key)
+        if result is None:
+            lines.append(f"{step.command}\n-> not run (the batch stopped before it)")
+        else:
+            lines.append(
+                f"{step.command}\n-> exit status {result.returncode}, "
+                f"{len(result.stdout)} bytes on stdout, {len(result.stderr)} on stderr"
+            )
+    log.log(TRACE, "remote batch of %d step(s):\n%s", len(steps), "\n".join(lines))
 
 
 async def _run_chunk(

@@ -120,7 +120,9 @@ async def run_code_remote_batch(
         steps.extend(then.steps)
     sent = False
     try:
-        result = await run_batch(ctx.remote, ctx.remote_base, files, steps, stop_on_failure=False)
+        result = await run_batch(
+            ctx.remote, ctx.remote_base, files, steps, stop_on_failure=False, log=ctx.log
+        )
         sent = True
     finally:
         if then is not None:

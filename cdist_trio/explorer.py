@@ -124,7 +124,7 @@ async def setup_and_run_global_explorers(ctx: HostContext, setup: str) -> None:
         for n in names
     ]
     result = await run_batch(
-        ctx.remote, ctx.remote_base, files, steps, stop_on_failure=False, prelude=setup
+        ctx.remote, ctx.remote_base, files, steps, stop_on_failure=False, prelude=setup, log=ctx.log
     )
     for name in names:
         _explorer_stderr(ctx, result.results[name].stderr)
@@ -280,7 +280,12 @@ async def run_type_explorers_batch(ctx: HostContext, objects: Sequence[CdistObje
         for event in waits:
             await event.wait()
         result = await run_batch(
-            ctx.remote, ctx.remote_base, parts.files, parts.steps, stop_on_failure=False
+            ctx.remote,
+            ctx.remote_base,
+            parts.files,
+            parts.steps,
+            stop_on_failure=False,
+            log=ctx.log,
         )
         sent = True
     finally:

@@ -52,7 +52,8 @@ async def _run_manifest(
     types = [entry.name for entry in os.scandir(ctx.workdir.bin)]
     async with open_shell_channel(ctx.types) as channel:
         argv = manifest_command(base, channel, ctx.workdir.bin, types, env, dollar0)
-        return await run_shell(ctx, argv, env, stdout=stdout, stderr=stderr)
+        shown = f"{' '.join(base)} {path} (type calls served in-shell)"
+        return await run_shell(ctx, argv, env, stdout=stdout, stderr=stderr, display=shown)
 
 
 async def run_initial_manifest(ctx: HostContext) -> None:

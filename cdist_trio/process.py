@@ -7,6 +7,7 @@ cdist's capture files (append), or are inherited with ``-S``, or dropped with ``
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -18,6 +19,7 @@ import trio
 
 from . import shellpool
 from .context import HostContext
+from .log import TRACE
 from .transport._process import _kill_group
 
 #: cdist runs with umask 077 (spec §5.2), and shipped types rely on it without saying so:
@@ -69,7 +71,10 @@ async def run_local_script(
             capture_stdout=capture_stdout,
         )
     async with ctx.local_limiter:
-        return await pool.run(script, env, errexit=errexit, stdout=out, stderr=_sink(ctx, stderr))
+        started = trio.current_time()
+        result = await pool.run(script, env, errexit=errexit, stdout=out, stderr=_sink(ctx, stderr))
+    _trace(ctx, f"{script} (sourced by a pooled shell)", result[0], started, env)
+    return result
 
 
 async def run_shell(
@@ -79,17 +84,21 @@ async def run_shell(
     *,
     stdout: Path | None,
     stderr: Path | None,
+    display: str | None = None,
 ) -> int:
     """Run ``argv``, a command line of the pooled shells' own shell (a manifest run by
     ``/bin/sh``), as `run_script` would; started by a pooled shell when there is one and
-    stdout is not inherited, so the engine does not fork while hosts are at work."""
+    stdout is not inherited, so the engine does not fork while hosts are at work.
+    ``display`` names the command in the TRACE log instead of ``argv``."""
     pool = ctx.local_shells
     out = _sink(ctx, stdout)
     if pool is None or out is None or not shellpool.is_pool_shell(argv[0]):
-        status, _ = await run_script(ctx, argv, env, stdout=stdout, stderr=stderr)
+        status, _ = await run_script(ctx, argv, env, stdout=stdout, stderr=stderr, display=display)
         return status
     async with ctx.local_limiter:
+        started = trio.current_time()
         status, _ = await pool.run(argv, env, errexit=False, stdout=out, stderr=_sink(ctx, stderr))
+    _trace(ctx, f"{display or shlex.join(argv)} (by a pooled shell)", status, started, env)
     return status
 
 
@@ -126,6 +135,7 @@ async def run_script(
     stdout: Path | None,
     stderr: Path | None,
     capture_stdout: bool = False,
+    display: str | None = None,
 ) -> tuple[int, bytes]:
     """Run ``argv`` locally; return its exit status and, if asked, its stdout."""
     with ExitStack() as stack:
@@ -149,7 +159,21 @@ async def run_script(
         )
         # trio takes stdout either captured or as a sink, never both in one call.
         async with ctx.local_limiter:
+            started = trio.current_time()
             result = await (
                 run(capture_stdout=True) if capture_stdout else run(stdout=sink(stdout))
             )
+        _trace(ctx, display or shlex.join(argv), result.returncode, started, env)
         return result.returncode, result.stdout or b""
+
+
+def _trace(
+    ctx: HostContext, what: str, status: int, started: float, env: Mapping[str, str]
+) -> None:
+    """``-vvvv``: one record per local script or command that ran (what, for which
+    object, how it ended; not its output: see `transport.traced`)."""
+    if ctx.log.isEnabledFor(TRACE):
+        took = (trio.current_time() - started) * 1000
+        name = env.get("__object_name")
+        what = f"{what} for {name}" if name else what
+        ctx.log.log(TRACE, "local command: %s\n-> exit status %d, %.1f ms", what, status, took)

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ..log import TRACE
 from .base import Completed, Remote, RemoteStatistics, export_prefix
 from .command import CommandRemote
 from .local import LocalRemote
 from .pool import SessionPool
 from .sshconfig import ConfigCuts
+from .traced import TracedRemote
 
 # Each SSH transport's modules are imported by its first host: a run needs one of them
 # (openssh and the mux client ~8 ms, asyncio for asyncssh's thread ~6 ms).
@@ -109,7 +111,42 @@ async def open_remote(
     extra_env: Mapping[str, str] | None = None,
     log: logging.LoggerAdapter[logging.Logger] | None = None,
 ) -> AsyncIterator[Remote]:
-    """Open the transport named ``transport`` to ``host``; close it on exit."""
+    """Open the transport named ``transport`` to ``host``; close it on exit.  With
+    ``log`` enabled for TRACE, every command and copy is logged (`TracedRemote`)."""
+    async with _open_remote(
+        host,
+        transport=transport,
+        resources=resources,
+        remote_exec=remote_exec,
+        remote_copy=remote_copy,
+        ssh_config=ssh_config,
+        address_family=address_family,
+        max_sessions=max_sessions,
+        max_connections=max_connections,
+        extra_env=extra_env,
+        log=log,
+    ) as remote:
+        if log is not None and log.isEnabledFor(TRACE):
+            yield TracedRemote(remote, log)
+        else:
+            yield remote
+
+
+@asynccontextmanager
+async def _open_remote(
+    host: str,
+    *,
+    transport: str,
+    resources: TransportResources,
+    remote_exec: str | None,
+    remote_copy: str | None,
+    ssh_config: Path | None,
+    address_family: int | None,
+    max_sessions: int,
+    max_connections: int,
+    extra_env: Mapping[str, str] | None,
+    log: logging.LoggerAdapter[logging.Logger] | None,
+) -> AsyncIterator[Remote]:
     if transport == "local":
         yield LocalRemote(host)
     elif transport == "command":

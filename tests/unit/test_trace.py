@@ -1,0 +1,60 @@
+"""``-vvvv`` (TRACE): every local and remote command is logged with how it ended, and
+still no parameter value or file content (docs/output.md, "No secrets in output")."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+from scenario_support import Scenario
+
+SECRET = "tr4ce-Secret-17"
+
+
+@pytest.fixture
+def scenario(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> Scenario:
+    return Scenario(tmp_path, monkeypatch, capfd)
+
+
+def _manifest(scenario: Scenario) -> str:
+    directory = shlex.quote(str(scenario.target / "app"))
+    path = shlex.quote(str(scenario.target / "app" / "conf"))
+    return (
+        f"__directory {directory}\n"
+        f'echo {SECRET} | require="__directory{scenario.target}/app" '
+        f"__file {path} --source - --mode 0640\n"
+        f"__step one --value {SECRET}\n"
+    )
+
+
+def test_trace_logs_each_command_and_how_it_ended(scenario: Scenario) -> None:
+    outcome = scenario.config(_manifest(scenario), "-vvvv").ok()
+    log = outcome.stdout
+    assert (scenario.target / "app" / "conf").read_text() == f"{SECRET}\n"
+    # The remote side: the setup and global explorers, then each batch, with its status.
+    remote = [line for line in log.splitlines() if line.startswith("TRACE: localhost: remote")]
+    assert remote, log
+    assert "rm -rf" in remote[0]
+    assert log.count("\n-> exit status 0, ") >= len(remote)
+    # The local side: the initial manifest and each object's gencode scripts, by name.
+    assert "local command: /bin/sh -e " in log
+    gencode = str(Path("conf", "type", "__file", "gencode-remote"))
+    assert f"{gencode} (sourced by a pooled shell) for __file{scenario.target}/app/conf" in log
+    # Neither the inline content, nor a parameter value, at any verbosity.
+    assert SECRET not in outcome.stdout + outcome.stderr
+
+
+def test_a_failing_command_is_traced_with_its_status(scenario: Scenario) -> None:
+    outcome = scenario.config("__fail x --stage code-remote\n", "-vvvv")
+    assert outcome.status == 1
+    assert "\n-> exit status 3, " in outcome.stdout
+
+
+def test_below_trace_no_command_is_logged(scenario: Scenario) -> None:
+    outcome = scenario.config(_manifest(scenario), "-vvv").ok()
+    assert "DEBUG: localhost: " in outcome.stdout
+    assert "remote command" not in outcome.stdout
+    assert "local command" not in outcome.stdout
