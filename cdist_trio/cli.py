@@ -30,7 +30,14 @@ from cdist_trio.errors import (
     local_failure,
 )
 from cdist_trio.hosts import HostSpec, read_hosts
-from cdist_trio.log import VERBOSE, get_logger, output_gone, reset_logging, setup_logging
+from cdist_trio.log import (
+    VERBOSE,
+    get_logger,
+    output_gone,
+    reset_logging,
+    route_python_warnings,
+    setup_logging,
+)
 from cdist_trio.settings import (
     DEFAULT_JOBS,
     DEFAULT_PARALLEL,
@@ -457,6 +464,7 @@ def _config(args: Mapping[str, Any]) -> int:
         setup_logging(settings, stream_out=stream, stream_err=errors)
     else:
         setup_logging(settings)
+    route_python_warnings()
     log = get_logger()
     given = layer.get("conf_dirs", ())
     assert isinstance(given, tuple)

@@ -10,7 +10,8 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, TextIO
 
@@ -245,8 +246,43 @@ def setup_logging(
     logger.propagate = False
 
 
+def route_python_warnings() -> None:
+    """Show Python warnings as DEBUG log lines of the ``cdist`` logger (the CLI's way).
+
+    They are libraries' notices to programmers, not to operators: with
+    ``KexAlgorithms diffie-hellman-group14-sha256`` in the ssh_config, the asyncssh
+    transport made cryptography print a ``CryptographyDeprecationWarning`` with two lines
+    of asyncssh's source on stderr, above the run's own lines."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        get_logger().debug(
+            "Python warning (%s:%d): %s: %s", filename, lineno, category.__name__, message
+        )
+
+    global _showwarning_before
+    if _showwarning_before is None:
+        _showwarning_before = warnings.showwarning
+    warnings.showwarning = show
+
+
+_showwarning_before: Callable[..., None] | None = None
+"""What `route_python_warnings` replaced, put back by `reset_logging`."""
+
+
 def reset_logging() -> None:
-    """Undo :func:`setup_logging`: remove its handlers and restore propagation."""
+    """Undo :func:`setup_logging` (remove its handlers and restore propagation) and
+    :func:`route_python_warnings`."""
+    global _showwarning_before
+    if _showwarning_before is not None:
+        warnings.showwarning = _showwarning_before
+        _showwarning_before = None
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
         if isinstance(handler, _CliHandler):

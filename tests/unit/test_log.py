@@ -6,6 +6,7 @@ import io
 import logging
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +21,7 @@ from cdist_trio.log import (
     level_for,
     level_name,
     reset_logging,
+    route_python_warnings,
     setup_logging,
     target_logger,
     verbosity_for_level,
@@ -189,3 +191,25 @@ def test_log_setup_is_replaceable_and_leaves_root_alone(
     reset_logging()
     assert logger.handlers == []
     assert logger.propagate is True
+
+
+def test_python_warnings_go_to_the_debug_log_until_logging_is_reset(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A library's warning (cryptography's about a DH key exchange in the ssh_config,
+    # through asyncssh) is a DEBUG line of the run, not raw text on stderr.
+    before = warnings.showwarning
+    settings = Settings(verbosity=3)
+    setup_logging(settings, stream_out=sys.stdout, stream_err=sys.stderr)
+    route_python_warnings()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("FFDH is deprecated", DeprecationWarning, stacklevel=1)
+    finally:
+        reset_logging()
+    captured = capsys.readouterr()
+    assert "DEBUG: cdist: Python warning (" in captured.out
+    assert "DeprecationWarning: FFDH is deprecated" in captured.out
+    assert "FFDH" not in captured.err
+    assert warnings.showwarning is before
