@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import trio
 
+from benchmarks import measure
 from benchmarks.bench import _groups
 from benchmarks.fake_remote import FakeCounters, FakeRemote, answer_batch, step_output
 from benchmarks.localdir import local_tmpfs
@@ -135,8 +137,6 @@ def test_bench_run_measured_kills_at_timeout() -> None:
 def test_tree_rss_walks_the_tree_as_a_full_scan_sees_it() -> None:
     """The sampler's walk over each task's children finds the same descendants (a
     grandchild included) as a scan of every process, and sums their RSS."""
-    from benchmarks import measure
-
     if not measure._has_children_files():
         pytest.skip("this kernel has no /proc/<pid>/task/<tid>/children")
     # sh forks cat (reading the pipe, not /dev/null as a background job would by
@@ -154,11 +154,37 @@ def test_tree_rss_walks_the_tree_as_a_full_scan_sees_it() -> None:
         assert len(mine) == 2
         walked: set[int] = set()
         scanned: set[int] = set()
-        total, single = measure._tree_rss(os.getpid(), walked)
+        total, single, private = measure._tree_rss(os.getpid(), walked)
         measure._tree_rss_from_scan(os.getpid(), scanned)
         assert mine <= walked
         assert mine <= scanned
         assert total >= single > 0
+        # sh and cat map their code from files: part of their RSS is not their own
+        assert 0 < private < total
+    finally:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.close()
+        process.stdout.close()
+        process.wait(timeout=30)
+
+
+def test_private_rss_counts_what_a_child_allocated_and_not_its_code() -> None:
+    allocate = "b = b'x' * (48 * 2**20); print('ok', flush=True); input()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", allocate],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"ok\n"
+        for walk in (measure._tree_rss, measure._tree_rss_from_scan):
+            total, _, private = walk(os.getpid(), set())
+            assert private >= 48 * 2**20
+            # the interpreter's code and libraries are resident too, but file-backed
+            assert total - private >= 2**20
     finally:
         assert process.stdin is not None
         assert process.stdout is not None
