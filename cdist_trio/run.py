@@ -169,6 +169,7 @@ async def _run_config(
                     HostStatus.INTERRUPTED, error=f"{control.reason or 'interrupted'}{where}"
                 )
             run.finished = True
+            run.scheduler = None  # the objects, graph and context of a finished host
             emit(HostFinished(spec.name, reports[index]))
             unfinished -= 1
             if unfinished == 0:
