@@ -114,6 +114,7 @@ class PooledSessions(Generic[C]):
         self._changed.unpark_all()
 
     async def _open(self, connection_id: int) -> None:
+        started = trio.current_time()
         try:
             conn = await self._connect_with_retry()
         except BaseException:
@@ -124,6 +125,14 @@ class PooledSessions(Generic[C]):
         self.pool.opened(connection_id)
         self.connections_opened += 1
         self._changed.unpark_all()
+        if self._log is not None:
+            # -vvv: how long the handshake took, waits for a handshake slot included
+            self._log.debug(
+                "connection %d of at most %d opened in %.0f ms",
+                self.connections_opened,
+                self.pool.max_connections,
+                (trio.current_time() - started) * 1000,
+            )
 
     async def _connect_with_retry(self) -> C:
         """Connect, retrying dropped handshakes with jittered backoff.

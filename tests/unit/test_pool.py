@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import re
 
 import pytest
 import trio
@@ -180,6 +182,28 @@ async def test_sessions_retry_dropped_handshakes(autojump_clock: trio.testing.Mo
     await _run_session(sessions, server)
     assert sessions.handshakes_retried == 3
     assert server.connects == 4
+
+
+async def test_sessions_log_each_connection_and_its_handshake_time(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two drops: the connection is there after 3 handshakes of 10 ms and the backoff.
+    server = FakeServer(max_sessions=10, drops=2)
+    sessions = PooledSessions(
+        "h",
+        connect=server.connect,
+        close=server.close,
+        pool=SessionPool(max_sessions=10, max_connections=2),
+        connect_limiter=trio.CapacityLimiter(1),
+        log=logging.LoggerAdapter(logging.getLogger("cdist_trio.test_pool"), {}),
+    )
+    with caplog.at_level(logging.DEBUG, logger="cdist_trio.test_pool"):
+        await _run_session(sessions, server)
+    opened = [r.getMessage() for r in caplog.records if "opened in" in r.getMessage()]
+    assert len(opened) == 1
+    match = re.fullmatch(r"connection 1 of at most 2 opened in (\d+) ms", opened[0])
+    assert match is not None, opened
+    assert int(match.group(1)) >= 30 + 25 + 50  # 3 handshakes, 2 backoffs of >= 25 ms
 
 
 async def test_sessions_never_retry_auth_failure(autojump_clock: trio.testing.MockClock) -> None:
