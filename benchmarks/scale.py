@@ -40,6 +40,9 @@ MAX_ARG_STRLEN = 131_072  # Linux: the longest single argv word
 #: What one host leaves on the scratch: its cache (about 0.75 MB at 20 objects) and, while
 #: it runs, its work directory.
 SCRATCH_PER_HOST = 2**20
+#: Files and directories per host on the scratch: 385 for 20 objects (its cache).
+INODES_PER_HOST_FIXED = 25
+INODES_PER_OBJECT = 19
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -196,9 +199,24 @@ def local_dir(hosts: int, options: argparse.Namespace) -> Path | None:
     On this machine's disk (ext4 without a journal) the engine's CPU per object depends
     on how many files were deleted in the minutes before: 200 hosts measured 1.36 ms
     per object on the tmpfs and 3.5, 4.5, then 8.8 ms in three runs on the disk."""
+    if options.local_dir is not None:
+        return Path(options.local_dir)
     if options.local_dir_on_disk:
         return None
-    return local_tmpfs(min_free=LOCAL_TMPFS_MIN_FREE + hosts * SCRATCH_PER_HOST)
+    return local_tmpfs(
+        min_free=LOCAL_TMPFS_MIN_FREE + hosts * SCRATCH_PER_HOST,
+        min_inodes=hosts * inodes_per_host(options.objects),
+    )
+
+
+def _scratch_needs(hosts: int, options: argparse.Namespace) -> str:
+    size = (LOCAL_TMPFS_MIN_FREE + hosts * SCRATCH_PER_HOST) / 2**30
+    return f"{size:.1f} GiB and {hosts * inodes_per_host(options.objects):,} inodes"
+
+
+def inodes_per_host(objects: int) -> int:
+    """Inodes one host leaves on the scratch (its cache), with a margin."""
+    return INODES_PER_HOST_FIXED + INODES_PER_OBJECT * objects
 
 
 def extrapolate(measured: dict[str, Any], hosts: int) -> dict[str, Any]:
@@ -281,6 +299,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-j", "--jobs", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="measure 20 hosts only")
     parser.add_argument(
+        "--local-dir",
+        type=Path,
+        default=None,
+        help="keep the local files (work directories and caches) in this directory, e.g. "
+        "a tmpfs mounted with room for 10,000 hosts (about 10 GiB and 4 million inodes: "
+        "mount -t tmpfs -o size=12g,nr_inodes=0 tmpfs DIR)",
+    )
+    parser.add_argument(
         "--local-dir-on-disk",
         action="store_true",
         help=f"keep the work directories and caches on the disk instead of a tmpfs at "
@@ -308,12 +334,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     for hosts in counts:
         where = local_dir(hosts, options)
         on = f"on the tmpfs at {where}" if where is not None else "on the disk"
+        if options.local_dir is not None:
+            on = f"in {where}"
+        elif where is None and not options.local_dir_on_disk:
+            on += (
+                f" (the tmpfs at {LOCAL_TMPFS} has not {_scratch_needs(hosts, options)} free;"
+                " see benchmarks/README.md for the disk's cost)"
+            )
         print(
             f"bench-scale: {hosts} hosts x {options.objects} objects, local files {on} ...",
             flush=True,
         )
         row = _run_child(hosts, options, where)
         row["local_dir_on"] = "tmpfs" if where is not None else "disk"
+        if options.local_dir is not None:
+            row["local_dir_on"] = str(where)
         if row["max_command_bytes"] > MAX_ARG_STRLEN:
             print(
                 f"bench-scale: warning: a command of {row['max_command_bytes']} bytes; "

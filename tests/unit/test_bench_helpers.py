@@ -55,6 +55,9 @@ def test_bench_local_tmpfs_only_a_writable_tmpfs_mount_point(tmp_path: Path) -> 
     mounts.write_text(f"tmpfs {shm} tmpfs rw 0 0\n")
     assert local_tmpfs(shm, mounts, min_free=0) == shm
     assert local_tmpfs(shm, mounts, min_free=2**62) is None
+    # nor one with too few inodes left (10,000 hosts' caches: about 4 million)
+    assert local_tmpfs(shm, mounts, min_free=0, min_inodes=1) == shm
+    assert local_tmpfs(shm, mounts, min_free=0, min_inodes=2**62) is None
 
 
 def test_bench_table_aligns_columns() -> None:
