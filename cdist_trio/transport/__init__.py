@@ -113,51 +113,20 @@ async def open_remote(
 ) -> AsyncIterator[Remote]:
     """Open the transport named ``transport`` to ``host``; close it on exit.  With
     ``log`` enabled for TRACE, every command and copy is logged (`TracedRemote`)."""
-    async with _open_remote(
-        host,
-        transport=transport,
-        resources=resources,
-        remote_exec=remote_exec,
-        remote_copy=remote_copy,
-        ssh_config=ssh_config,
-        address_family=address_family,
-        max_sessions=max_sessions,
-        max_connections=max_connections,
-        extra_env=extra_env,
-        log=log,
-    ) as remote:
-        if log is not None and log.isEnabledFor(TRACE):
-            yield TracedRemote(remote, log)
-        else:
-            yield remote
-
-
-@asynccontextmanager
-async def _open_remote(
-    host: str,
-    *,
-    transport: str,
-    resources: TransportResources,
-    remote_exec: str | None,
-    remote_copy: str | None,
-    ssh_config: Path | None,
-    address_family: int | None,
-    max_sessions: int,
-    max_connections: int,
-    extra_env: Mapping[str, str] | None,
-    log: logging.LoggerAdapter[logging.Logger] | None,
-) -> AsyncIterator[Remote]:
     if transport == "local":
-        yield LocalRemote(host)
+        yield _traced(LocalRemote(host), log)
     elif transport == "command":
         from .openssh import base_options
 
         words = " ".join(base_options(ssh_config, address_family))
-        yield CommandRemote(
-            host,
-            remote_exec or f"ssh {words}",
-            remote_copy or f"scp -q {words}",
-            extra_env=extra_env or {},
+        yield _traced(
+            CommandRemote(
+                host,
+                remote_exec or f"ssh {words}",
+                remote_copy or f"scp -q {words}",
+                extra_env=extra_env or {},
+            ),
+            log,
         )
     elif transport == "openssh":
         from .openssh import open_openssh_remote
@@ -170,7 +139,7 @@ async def _open_remote(
             address_family=address_family,
             log=log,
         ) as remote:
-            yield remote
+            yield _traced(remote, log)
     elif transport == "asyncssh":
         from .asyncssh import open_asyncssh_remote, ssh_destination
         from .handshake_files import HandshakeFiles
@@ -190,9 +159,13 @@ async def _open_remote(
             address_family=address_family,
             log=log,
         ) as remote:
-            yield remote
+            yield _traced(remote, log)
     else:
         raise ValueError(f"unknown transport {transport!r}")
+
+
+def _traced(remote: Remote, log: logging.LoggerAdapter[logging.Logger] | None) -> Remote:
+    return TracedRemote(remote, log) if log is not None and log.isEnabledFor(TRACE) else remote
 
 
 def _default_ssh_config() -> Path | None:
