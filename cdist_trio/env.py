@@ -43,6 +43,9 @@ def _local_base(ctx: HostContext) -> dict[str, str]:
 
 def _build_local_base(ctx: HostContext) -> dict[str, str]:
     remote_exec, remote_copy = ctx.remote_commands or ctx.remote.exported_commands()
+    # cdist-spec §12.1: DEBUG shows the remote exec/copy strings types are given
+    ctx.log.debug("remote exec for types: %s", remote_exec)
+    ctx.log.debug("remote copy for types: %s", remote_copy)
     env = dict(os.environ)
     env.update(
         {

@@ -55,6 +55,8 @@ def test_a_failing_command_is_traced_with_its_status(scenario: Scenario) -> None
 
 def test_below_trace_no_command_is_logged(scenario: Scenario) -> None:
     outcome = scenario.config(_manifest(scenario), "-vvv").ok()
-    assert "DEBUG: localhost: " in outcome.stdout
+    # DEBUG names the remote exec/copy commands types are given, once per host
+    assert outcome.stdout.count("DEBUG: localhost: remote exec for types: ") == 1
+    assert outcome.stdout.count("DEBUG: localhost: remote copy for types: ") == 1
     assert "remote command" not in outcome.stdout
     assert "local command" not in outcome.stdout
