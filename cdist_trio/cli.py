@@ -12,6 +12,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -94,7 +95,8 @@ Hosts and manifests:
                         comment); '-' reads standard input.  Repeatable.
                         Default: none (only the <host> arguments).
   -i PATH, --initial-manifest PATH
-                        The initial manifest; '-' reads it from standard input.
+                        The initial manifest; '-' reads it from standard input,
+                        and a pipe (-i <(generate)) is read once, the same way.
                         Default: manifest/init of the merged conf dirs.
   -c DIR, --conf-dir DIR
                         Add a conf dir (type/, manifest/, explorer/, files/);
@@ -423,10 +425,31 @@ def _check_paths(layer: Mapping[str, Any]) -> None:
             ) from None
 
 
+def _is_stream(path: str) -> bool:
+    """Whether ``path`` is a pipe, socket or terminal (a process substitution,
+    ``/dev/stdin``), which can be read only once, rather than a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+def _is_stdin(path: object) -> bool:
+    """Whether ``path`` names this process's standard input (``/dev/stdin``)."""
+    if not isinstance(path, str) or not _is_stream(path):
+        return False
+    try:
+        given, ours = os.stat(path), os.fstat(0)
+    except OSError:
+        return False
+    return (given.st_dev, given.st_ino) == (ours.st_dev, ours.st_ino)
+
+
 @contextlib.contextmanager
 def _stdin_manifest(stdin: IO[bytes]) -> Iterator[Path]:
-    """Standard input saved to a private temp file ``cdist.stdin.*`` (mode 0600, like
-    cdist: not executable), removed on exit."""
+    """Standard input (or a pipe given to ``-i``) saved to a private temp file
+    ``cdist.stdin.*`` (mode 0600, like cdist: not executable), removed on exit."""
     fd, name = tempfile.mkstemp(prefix="cdist.stdin.")
     try:
         with os.fdopen(fd, "wb") as file:
@@ -442,7 +465,7 @@ def _config(args: Mapping[str, Any]) -> int:
     files: list[str] = list(args["--file"])
     hosts_given: list[str] = list(args["<host>"])
     manifest = args["--initial-manifest"]
-    if manifest == "-" and "-" in files:
+    if (manifest == "-" or _is_stdin(manifest)) and "-" in files:
         raise UserError("Cannot read both, manifest and host file, from stdin")
     layer = _cli_layer(args)
     if isinstance(manifest, str) and manifest != "-":
@@ -481,6 +504,12 @@ def _config(args: Mapping[str, Any]) -> int:
         with contextlib.ExitStack() as stack:
             if manifest == "-":
                 path = stack.enter_context(_stdin_manifest(sys.stdin.buffer))
+                settings = replace(settings, initial_manifest=path)
+            elif isinstance(manifest, str) and _is_stream(manifest):
+                # `-i <(generate)` or `-i /dev/stdin`: read once, like `-i -`; every
+                # host reads the manifest again, and a pipe can be read only once
+                with open(manifest, "rb") as piped:
+                    path = stack.enter_context(_stdin_manifest(piped))
                 settings = replace(settings, initial_manifest=path)
             log.log(VERBOSE, "version %s", __version__)
             _open_files_for(len(hosts), settings)

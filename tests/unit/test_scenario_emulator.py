@@ -140,6 +140,24 @@ def test_initial_manifest_from_stdin(scenario: Scenario) -> None:
     assert "INFO: localhost: Finished successful run in" in outcome.stdout
 
 
+def test_initial_manifest_from_a_pipe_for_several_hosts(scenario: Scenario) -> None:
+    # `-i <(generate)` or `-i /dev/stdin`: a pipe can be read once, and every host reads
+    # the initial manifest; it used to fail each host with "Initial manifest missing".
+    outcome = scenario.config_process(
+        Path("/dev/stdin"),
+        stdin=f"__step piped --log {q(scenario.log)}-$__target_host\n".encode(),
+        hosts=("h1", "h2"),
+    ).ok()
+    for host in ("h1", "h2"):
+        log = Path(f"{scenario.log}-{host}")
+        assert log.read_text().splitlines() == ["local __step/piped", "remote __step/piped"]
+    assert "Initial manifest missing" not in outcome.stdout + outcome.stderr
+    # standard input cannot be both the manifest and the hosts file
+    both = scenario.config_process(Path("/dev/stdin"), "-f", "-", stdin=b"h3\n")
+    assert both.status == 1
+    assert "Cannot read both, manifest and host file, from stdin" in both.stderr
+
+
 @pytest.mark.parametrize(
     ("object_id", "message"),
     [
