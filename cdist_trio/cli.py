@@ -124,7 +124,8 @@ Target access:
                         asyncssh.  Default: command when a remote exec or copy
                         command is set (here or configured), else openssh.
   -F FILE, --ssh-config FILE
-                        The ssh_config file for host addresses, users and keys.
+                        The ssh_config file for host addresses, users and keys;
+                        a pipe (-F <(vagrant ssh-config)) is read once.
                         Default: ssh's own (~/.ssh/config).
   -4, --force-ipv4      Use IPv4 addresses only.  Default: IPv4 or IPv6.
   -6, --force-ipv6      Use IPv6 addresses only.  Default: IPv4 or IPv6.
@@ -447,13 +448,22 @@ def _is_stdin(path: object) -> bool:
 
 
 @contextlib.contextmanager
-def _stdin_manifest(stdin: IO[bytes]) -> Iterator[Path]:
-    """Standard input (or a pipe given to ``-i``) saved to a private temp file
-    ``cdist.stdin.*`` (mode 0600, like cdist: not executable), removed on exit."""
-    fd, name = tempfile.mkstemp(prefix="cdist.stdin.")
+def _private_copy_of(path: str, prefix: str) -> Iterator[Path]:
+    """`_private_copy` of what can be read from ``path`` (a pipe)."""
+    with open(path, "rb") as stream, _private_copy(stream, prefix) as copy:
+        stream.close()
+        yield copy
+
+
+@contextlib.contextmanager
+def _private_copy(stream: IO[bytes], prefix: str) -> Iterator[Path]:
+    """``stream`` (standard input, a pipe given to ``-i`` or ``-F``) saved to a private
+    temp file ``<prefix>*`` (mode 0600, like cdist's copy of a manifest from standard
+    input: not executable), removed on exit."""
+    fd, name = tempfile.mkstemp(prefix=prefix)
     try:
         with os.fdopen(fd, "wb") as file:
-            shutil.copyfileobj(stdin, file)
+            shutil.copyfileobj(stream, file)
         yield Path(name)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -467,6 +477,8 @@ def _config(args: Mapping[str, Any]) -> int:
     manifest = args["--initial-manifest"]
     if (manifest == "-" or _is_stdin(manifest)) and "-" in files:
         raise UserError("Cannot read both, manifest and host file, from stdin")
+    if _is_stdin(args["--ssh-config"]) and (manifest == "-" or _is_stdin(manifest) or "-" in files):
+        raise UserError("Cannot read both, ssh_config and manifest or host file, from stdin")
     layer = _cli_layer(args)
     if isinstance(manifest, str) and manifest != "-":
         layer["initial_manifest"] = Path(manifest)
@@ -502,15 +514,20 @@ def _config(args: Mapping[str, Any]) -> int:
     try:
         hosts = read_hosts(hosts_given, files, sys.stdin)
         with contextlib.ExitStack() as stack:
+            # A pipe can be read only once (`-i <(generate)`, `-i -`, `-F /dev/stdin`),
+            # and every host reads the manifest, every ssh master its ssh_config
+            # (an ssh child cannot even open the engine's /dev/fd/63).
             if manifest == "-":
-                path = stack.enter_context(_stdin_manifest(sys.stdin.buffer))
+                path = stack.enter_context(_private_copy(sys.stdin.buffer, "cdist.stdin."))
                 settings = replace(settings, initial_manifest=path)
             elif isinstance(manifest, str) and _is_stream(manifest):
-                # `-i <(generate)` or `-i /dev/stdin`: read once, like `-i -`; every
-                # host reads the manifest again, and a pipe can be read only once
-                with open(manifest, "rb") as piped:
-                    path = stack.enter_context(_stdin_manifest(piped))
+                path = stack.enter_context(_private_copy_of(manifest, "cdist.stdin."))
                 settings = replace(settings, initial_manifest=path)
+            if settings.ssh_config is not None and _is_stream(str(settings.ssh_config)):
+                path = stack.enter_context(
+                    _private_copy_of(str(settings.ssh_config), "cdist-trio.ssh_config.")
+                )
+                settings = replace(settings, ssh_config=path)
             log.log(VERBOSE, "version %s", __version__)
             _open_files_for(len(hosts), settings)
             return _run(hosts, settings, output)

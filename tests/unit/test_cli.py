@@ -33,6 +33,8 @@ class FakeRun:
         self.settings: Settings | None = None
         self.manifest_text: str | None = None
         self.manifest_mode: int | None = None
+        self.ssh_config_text: str | None = None
+        self.ssh_config_mode: int | None = None
 
     async def __call__(
         self, hosts: Sequence[HostSpec], settings: Settings, **kwargs: object
@@ -43,6 +45,10 @@ class FakeRun:
         if manifest is not None and manifest.name.startswith("cdist.stdin."):
             self.manifest_text = manifest.read_text()
             self.manifest_mode = stat.S_IMODE(manifest.stat().st_mode)
+        ssh_config = settings.ssh_config
+        if ssh_config is not None and ssh_config.name.startswith("cdist-trio.ssh_config."):
+            self.ssh_config_text = ssh_config.read_text()
+            self.ssh_config_mode = stat.S_IMODE(ssh_config.stat().st_mode)
         if self.raises is not None:
             raise self.raises
         return SimpleNamespace(failed_hosts=self.failed)
@@ -388,6 +394,30 @@ def test_cli_manifest_from_stdin_is_private_and_removed(
     manifest = settings_of(fake_run).initial_manifest
     assert manifest is not None
     assert not manifest.exists()
+
+
+def test_cli_pipes_for_manifest_and_ssh_config_are_read_once(fake_run: FakeRun) -> None:
+    # `-i <(generate)` and `-F <(vagrant ssh-config)`: every host reads the manifest and
+    # every ssh master its ssh_config, and a pipe can be read only once (an ssh child
+    # cannot even open the engine's /dev/fd/N): both are copied, privately, for the run.
+    paths = []
+    for text in (b"__file /tmp/x\n", b"Host h\n    Port 2222\n"):
+        read, write = os.pipe()
+        os.write(write, text)
+        os.close(write)
+        paths.append(read)
+    try:
+        argv = ["config", "-i", f"/dev/fd/{paths[0]}", "-F", f"/dev/fd/{paths[1]}", "h"]
+        assert cli.main(argv) == 0
+    finally:
+        for fd in paths:
+            os.close(fd)
+    assert fake_run.manifest_text == "__file /tmp/x\n"
+    assert fake_run.ssh_config_text == "Host h\n    Port 2222\n"
+    assert fake_run.ssh_config_mode == 0o600
+    ssh_config = settings_of(fake_run).ssh_config
+    assert ssh_config is not None
+    assert not ssh_config.exists()  # removed after the run
 
 
 def test_cli_failed_hosts_exit_1(
