@@ -203,20 +203,15 @@ def local_dir(hosts: int, options: argparse.Namespace) -> Path | None:
         return Path(options.local_dir)
     if options.local_dir_on_disk:
         return None
-    return local_tmpfs(
-        min_free=LOCAL_TMPFS_MIN_FREE + hosts * SCRATCH_PER_HOST,
-        min_inodes=hosts * inodes_per_host(options.objects),
-    )
+    size, inodes = scratch_needs(hosts, options.objects)
+    return local_tmpfs(min_free=size, min_inodes=inodes)
 
 
-def _scratch_needs(hosts: int, options: argparse.Namespace) -> str:
-    size = (LOCAL_TMPFS_MIN_FREE + hosts * SCRATCH_PER_HOST) / 2**30
-    return f"{size:.1f} GiB and {hosts * inodes_per_host(options.objects):,} inodes"
-
-
-def inodes_per_host(objects: int) -> int:
-    """Inodes one host leaves on the scratch (its cache), with a margin."""
-    return INODES_PER_HOST_FIXED + INODES_PER_OBJECT * objects
+def scratch_needs(hosts: int, objects: int) -> tuple[int, int]:
+    """Bytes and inodes a run of ``hosts`` leaves on its scratch (their caches), with
+    a margin."""
+    size = LOCAL_TMPFS_MIN_FREE + hosts * SCRATCH_PER_HOST
+    return size, hosts * (INODES_PER_HOST_FIXED + INODES_PER_OBJECT * objects)
 
 
 def extrapolate(measured: dict[str, Any], hosts: int) -> dict[str, Any]:
@@ -337,9 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.local_dir is not None:
             on = f"in {where}"
         elif where is None and not options.local_dir_on_disk:
+            size, inodes = scratch_needs(hosts, options.objects)
             on += (
-                f" (the tmpfs at {LOCAL_TMPFS} has not {_scratch_needs(hosts, options)} free;"
-                " see benchmarks/README.md for the disk's cost)"
+                f" (the tmpfs at {LOCAL_TMPFS} has not {size / 2**30:.1f} GiB and "
+                f"{inodes:,} inodes free; see benchmarks/README.md for the disk's cost)"
             )
         print(
             f"bench-scale: {hosts} hosts x {options.objects} objects, local files {on} ...",

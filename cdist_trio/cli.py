@@ -451,7 +451,6 @@ def _is_stdin(path: object) -> bool:
 def _private_copy_of(path: str, prefix: str) -> Iterator[Path]:
     """`_private_copy` of what can be read from ``path`` (a pipe)."""
     with open(path, "rb") as stream, _private_copy(stream, prefix) as copy:
-        stream.close()
         yield copy
 
 
