@@ -77,13 +77,21 @@ class _PeakRss(threading.Thread):
 
 
 def measure_one(
-    hosts: int, objects: int, latency: float, parallel: int, jobs: int, scratch: Path
+    hosts: int,
+    objects: int,
+    latency: float,
+    parallel: int,
+    jobs: int,
+    scratch: Path,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Configure ``hosts`` fake hosts in this process; the numbers as a dict.
+    """Configure ``hosts`` fake hosts in this process (``workers`` > 1: in that many
+    worker processes, `scale_worker`); the numbers as a dict.
 
     ``scratch`` (an empty directory) holds the manifest and ``$HOME``, where every host's
     cache goes: about 0.75 MB per host, removed by the caller (`_run_child`)."""
     import cdist_trio.host
+    import cdist_trio.workers
     from cdist_trio.hosts import HostSpec
     from cdist_trio.run import run_config
     from cdist_trio.settings import Settings
@@ -95,12 +103,19 @@ def measure_one(
     manifest.chmod(0o755)
     counters = FakeCounters()
     cdist_trio.host.open_remote = fake_open_remote(latency, counters)  # type: ignore[attr-defined]
+    usage_dir = scratch / "workers"
+    usage_dir.mkdir()
+    cdist_trio.workers.WORKER_COMMAND = (
+        *(sys.executable, "-m", "benchmarks.scale_worker"),
+        *(str(latency), str(usage_dir)),
+    )
     settings = Settings(
         initial_manifest=manifest,
         jobs=jobs,
         parallel=parallel,
         transport="openssh",
         quiet=True,
+        workers=workers,
     )
     specs = [HostSpec(f"fake-{i:05d}") for i in range(1, hosts + 1)]
     self_before = resource.getrusage(resource.RUSAGE_SELF)
@@ -121,6 +136,20 @@ def measure_one(
     local_cpu = (
         children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime
     )
+    # Worker processes: their own CPU is the engine's, their children's the local
+    # scripts'; their peak RSS adds to this process's (an upper bound of the sum).
+    for path in usage_dir.glob("*.json"):
+        usage = json.loads(path.read_text())
+        engine_cpu += usage["cpu"]
+        local_cpu -= usage["cpu"]
+        peak += usage["max_rss"]
+        for name, value in usage["counters"].items():
+            if name == "per_host":
+                counters.per_host.update(value)
+            elif name == "max_command_bytes":
+                counters.max_command_bytes = max(counters.max_command_bytes, value)
+            else:
+                setattr(counters, name, getattr(counters, name) + value)
     failed = [h.host for h in result.hosts if not h.ok]
     total_objects = hosts * objects
     in_flight = min(hosts, parallel)
@@ -131,6 +160,7 @@ def measure_one(
         "latency": latency,
         "parallel": parallel,
         "jobs": jobs,
+        "workers": workers,
         "failed_hosts": len(failed),
         "first_error": next((h.error for h in result.hosts if not h.ok), None),
         "wall": wall,
@@ -180,6 +210,8 @@ def _run_child(hosts: int, options: argparse.Namespace, where: Path | None) -> d
         str(options.parallel),
         "-j",
         str(options.jobs),
+        "--workers",
+        str(options.workers),
     ]
     env = {**os.environ, "TMPDIR": str(Path(scratch) / "tmp")}
     try:
@@ -292,6 +324,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-ms", type=float, default=20.0, help="per round trip")
     parser.add_argument("-p", "--parallel", type=int, default=64)
     parser.add_argument("-j", "--jobs", type=int, default=4)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="engine processes (cdist-trio --workers; default 1): their CPU counts as the "
+        "engine's, their peak RSS is added to the measuring process's",
+    )
     parser.add_argument("--quick", action="store_true", help="measure 20 hosts only")
     parser.add_argument(
         "--local-dir",
@@ -320,7 +359,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.scratch is None:
             raise SystemExit("bench-scale: --child needs --scratch")
         data = measure_one(
-            options.child, options.objects, latency, options.parallel, options.jobs, options.scratch
+            options.child,
+            options.objects,
+            latency,
+            options.parallel,
+            options.jobs,
+            options.scratch,
+            options.workers,
         )
         print(json.dumps(data))
         return 0
@@ -364,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "latency_ms": options.latency_ms,
             "parallel": options.parallel,
             "jobs": options.jobs,
+            "workers": options.workers,
         },
         "measured": rows,
         "extrapolated": extrapolated,

@@ -118,6 +118,10 @@ Parallelism and limits:
   --max-sessions N      Sessions to open on one SSH connection (sshd's
                         MaxSessions).  Default: 10.
   --max-connections N   SSH connections to open per host.  Default: 2.
+  --workers N           Share the hosts among N engine processes, so the run's
+                        own work uses N cores (worth it from a few hundred
+                        hosts; see docs/parallelism.md).  Never more than -p.
+                        Default: 1 (every host in this process).
 
 Target access:
   --transport NAME      How to reach targets: openssh, command, local or
@@ -357,6 +361,7 @@ def _cli_layer(args: Mapping[str, Any]) -> dict[str, object]:
         ("--parallel", "-p/--parallel", "parallel", 1),
         ("--max-sessions", "--max-sessions", "max_sessions", 1),
         ("--max-connections", "--max-connections", "max_connections", 1),
+        ("--workers", "--workers", "workers", 1),
     ):
         value = _int_option(args, option, flag, minimum)
         if value is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import shlex
 import socket
 import time
@@ -183,6 +184,30 @@ def setup_command(remote_base: str) -> str:
 
 async def setup_remote_base(remote: Remote, remote_base: str) -> None:
     await remote.run(setup_command(remote_base))
+
+
+async def configure_host_in_time(
+    spec: HostSpec,
+    settings: Settings,
+    base_root: Path,
+    home: str | None,
+    resources: TransportResources,
+    run: HostRun,
+) -> HostReport:
+    """`configure_host` within ``settings.timeout``: past it the host is cancelled and
+    reported timed out, naming the stage it was in."""
+    timeout = settings.timeout if settings.timeout is not None else math.inf
+    with trio.move_on_after(timeout):
+        return await configure_host(spec, settings, base_root, home, resources, run)
+    message = f"timed out after {timeout:g} s during {run.stage}"
+    cdist_log.target_logger(spec.name).error("%s", message)
+    return run.report(HostStatus.TIMED_OUT, error=message)
+
+
+def interrupted_report(run: HostRun, reason: str) -> HostReport:
+    """The report of a host whose run was interrupted (``reason``) before it ended."""
+    where = f" during {run.stage}" if run.started is not None else " before it started"
+    return run.report(HostStatus.INTERRUPTED, error=f"{reason}{where}")
 
 
 async def configure_host(

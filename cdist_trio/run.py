@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import os
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 
 import trio
@@ -32,15 +31,16 @@ from .events import (
     RunStarted,
     watch_transports,
 )
-from .host import HostRun, configure_host
+from .host import HostRun, configure_host_in_time, interrupted_report
 from .hosts import HostSpec
-from .log import VERBOSE, target_logger
+from .log import VERBOSE
 from .process import LOCAL_UMASK
 from .report import HostReport, HostStatus, RunReport, write_error_reports
 from .settings import Settings
 from .shellpool import ShellPool, pool_shell_available
 from .transport import TransportResources
 from .workdir import host_dir_name
+from .workers import WorkerPool, open_workers, worker_count, worker_setup
 
 _config_log = logging.getLogger("cdist_trio.config")
 _cdist_log = logging.getLogger("cdist_trio.cdist")
@@ -79,7 +79,7 @@ _gc_saved: tuple[int, int, int] = gc.get_threshold()
 
 
 @contextmanager
-def _fewer_collections() -> Iterator[None]:
+def fewer_collections() -> Iterator[None]:
     """`RUN_GC_THRESHOLDS` while at least one run of this process is on; the caller's
     own thresholds before and after."""
     global _gc_runs, _gc_saved
@@ -111,7 +111,7 @@ async def run_config(
     ``report_values`` puts each object's parameter values in its report.  While the
     run is on, the garbage collector runs less often (`RUN_GC_THRESHOLDS`).
     """
-    with _fewer_collections():
+    with fewer_collections():
         return await _run_config(
             hosts, settings, control=control, events=events, report_values=report_values
         )
@@ -136,6 +136,7 @@ async def _run_config(
     else:
         base_root = Path(tempfile.mkdtemp(prefix="cdist-trio."))
     host_limiter = trio.CapacityLimiter(settings.parallel)
+    workers = worker_count(settings, len(hosts))
     runs = [
         HostRun(spec.name, emit=emit if emit.enabled else None, report_values=report_values)
         for spec in hosts
@@ -143,7 +144,6 @@ async def _run_config(
     reports: dict[int, HostReport] = {}
     watcher = trio.CancelScope()
     unfinished = len(hosts)
-    timeout = settings.timeout if settings.timeout is not None else math.inf
 
     async def one_host(index: int, spec: HostSpec) -> None:
         nonlocal unfinished
@@ -151,23 +151,21 @@ async def _run_config(
         try:
             async with host_limiter:
                 emit(HostStarted(spec.name))
-                with trio.move_on_after(timeout) as deadline:
-                    reports[index] = await configure_host(
+                if pool is not None:
+                    reports[index] = await pool.configure(
+                        index, spec, run, lambda: control.reason or "interrupted"
+                    )
+                else:
+                    reports[index] = await configure_host_in_time(
                         spec, settings, base_root, home, resources, run
                     )
-                if deadline.cancelled_caught:
-                    message = f"timed out after {timeout:g} s during {run.stage}"
-                    target_logger(spec.name).error("%s", message)
-                    reports[index] = run.report(HostStatus.TIMED_OUT, error=message)
                 # Still holding the host slot, so no waiting host starts after a failure.
                 if settings.fail_fast and not reports[index].ok:
                     control.interrupt(f"stopped after {spec.name} failed (--fail-fast)")
         finally:
             if index not in reports:
-                where = f" during {run.stage}" if run.started is not None else " before it started"
-                reports[index] = run.report(
-                    HostStatus.INTERRUPTED, error=f"{control.reason or 'interrupted'}{where}"
-                )
+                left = pool.left_report(index) if pool is not None else None
+                reports[index] = left or interrupted_report(run, control.reason or "interrupted")
             run.finished = True
             run.scheduler = None  # the objects, graph and context of a finished host
             emit(HostFinished(spec.name, reports[index]))
@@ -179,18 +177,34 @@ async def _run_config(
         with watcher:
             await watch_transports(runs, emit)
 
-    shells = ShellPool(umask=LOCAL_UMASK) if pool_shell_available() else None
+    # With worker processes, they run the local scripts and hold the connections.
+    in_process = workers == 1
+    shells = ShellPool(umask=LOCAL_UMASK) if in_process and pool_shell_available() else None
     resources = TransportResources(local_shells=shells)
+    pool: WorkerPool | None = None
     try:
         with control._scope:
-            async with trio.open_nursery() as nursery:
+            async with AsyncExitStack() as stack:
+                if not in_process:
+                    setup = worker_setup(
+                        settings,
+                        hosts=len(hosts),
+                        workers=workers,
+                        base_root=base_root,
+                        home=home,
+                        report_values=report_values,
+                        events=emit.enabled,
+                    )
+                    pool = await stack.enter_async_context(open_workers(workers, setup, emit))
+                nursery = await stack.enter_async_context(trio.open_nursery())
                 emit(RunStarted(tuple(spec.name for spec in hosts), settings))
                 if shells is not None and hosts:
                     # a manifest and the jobs of each host, within the run's bound
                     busy = len(hosts) * (max(settings.jobs, 1) + 1)
                     bound = int(resources.local_processes.total_tokens)
                     nursery.start_soon(shells.prestart, min(bound, busy))
-                if emit.enabled and hosts and settings.transport in POOLED_TRANSPORTS:
+                pooled = settings.transport in POOLED_TRANSPORTS
+                if in_process and emit.enabled and hosts and pooled:
                     nursery.start_soon(watch)
                 for index, spec in enumerate(hosts):
                     nursery.start_soon(one_host, index, spec)

@@ -109,9 +109,12 @@ class Settings:
     """``--max-connections``: SSH connections per host."""
     fail_fast: bool = False
     """``--fail-fast``: cancel the whole run when the first host fails."""
+    workers: int = 1
+    """``--workers``: engine processes the hosts are shared among (`cdist_trio.workers`);
+    1 configures every host in the calling process."""
 
     def __post_init__(self) -> None:
-        for name in ("jobs", "parallel", "max_sessions", "max_connections"):
+        for name in ("jobs", "parallel", "max_sessions", "max_connections", "workers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"Settings.{name} must be an integer >= 1, not {value!r}")

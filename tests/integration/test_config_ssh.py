@@ -222,6 +222,15 @@ async def test_config_fleet_parallel_equals_sequential(
     assert sequential.ok
     after_sequential = {t.name: t.shell(SNAPSHOT).text for t in tuned}
     assert after_parallel == after_sequential
+    _reset(tuned)
+    in_workers = await _config(
+        tuned.hosts,
+        _settings(tuned, manifest, transport=transport, parallel=10, jobs=16, workers=3),
+    )
+    assert in_workers.ok, [h.error for h in in_workers.hosts if not h.ok]
+    assert [h.host for h in in_workers.hosts] == tuned.hosts
+    assert [len(h.objects) for h in in_workers.hosts] == [len(h.objects) for h in parallel.hosts]
+    assert {t.name: t.shell(SNAPSHOT).text for t in tuned} == after_sequential
     assert all(text.count("\n") == 13 for text in after_parallel.values())  # paths
 
 
@@ -341,8 +350,16 @@ def _local_ssh_processes(fleet: Fleet) -> list[str]:
     return [line for line in out.stdout.splitlines() if str(fleet.ssh_config) in line]
 
 
+def _worker_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return [line for line in out.stdout.splitlines() if "-m cdist_trio.worker " in line]
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
-@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("signum", "status", "workers"),
+    [(signal.SIGINT, 130, 1), (signal.SIGTERM, 143, 1), (signal.SIGINT, 130, 2)],
+)
 async def test_config_signal_stops_run_and_cleans_up(
     fleet: FleetFactory,
     tmp_path: Path,
@@ -350,6 +367,7 @@ async def test_config_signal_stops_run_and_cleans_up(
     transport: str,
     signum: signal.Signals,
     status: int,
+    workers: int,
 ) -> None:
     two = fleet(2, fresh=True)
     manifest = _wait_manifest(tmp_path)
@@ -357,7 +375,7 @@ async def test_config_signal_stops_run_and_cleans_up(
     argv = [
         sys.executable, "-m", "cdist_trio", "config", "--transport", transport,
         "-F", str(two.ssh_config), "-c", str(FIXTURE_CONF), "-i", str(manifest),
-        "-p", "2", *two.hosts,
+        "-p", "2", "--workers", str(workers), *two.hosts,
     ]  # fmt: skip
     process = await trio.lowlevel.open_process(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -382,6 +400,7 @@ async def test_config_signal_stops_run_and_cleans_up(
     assert took < 2
     assert f"Interrupted hosts: {two.hosts[0]} {two.hosts[1]}" in stdout
     assert _local_ssh_processes(two) == []
+    assert _worker_processes() == []
     for target in two:
         assert not [p for p in target.processes() if p.args == "sleep 600"]
     two.stop()

@@ -14,6 +14,7 @@ import trio
 import trio.lowlevel
 import trio.testing
 
+import cdist_trio.host
 import cdist_trio.run
 import cdist_trio.scheduler
 from cdist_trio.context import HostContext, Target
@@ -72,7 +73,7 @@ def hosts_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Tracker:
         await tracker.work(spec.name, 100 if spec.name.startswith("slow") else 1)
         return run.report(HostStatus.OK)
 
-    monkeypatch.setattr(cdist_trio.run, "configure_host", fake_configure_host)
+    monkeypatch.setattr(cdist_trio.host, "configure_host", fake_configure_host)
     # The fake hosts run no local scripts: no pooled shells, whose real processes would
     # make the mock clock jump while they start and stop.
     monkeypatch.setattr(cdist_trio.run, "pool_shell_available", lambda: False)
@@ -369,7 +370,7 @@ async def test_runs_collect_less_and_give_the_thresholds_back(
         assert isinstance(run, HostRun)
         return run.report(HostStatus.OK)
 
-    monkeypatch.setattr(cdist_trio.run, "configure_host", fake_configure_host)
+    monkeypatch.setattr(cdist_trio.host, "configure_host", fake_configure_host)
     before = gc.get_threshold()
     gc.set_threshold(1234, 5, 6)
     try:
