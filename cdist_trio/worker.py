@@ -21,7 +21,7 @@ import trio
 from .events import POOLED_TRANSPORTS, Emitter, Event, watch_transports
 from .host import HostRun, configure_host_in_time, interrupted_report
 from .hosts import HostSpec
-from .log import LOGGER_NAME
+from .log import LOGGER_NAME, route_python_warnings
 from .process import LOCAL_UMASK
 from .run import fewer_collections
 from .shellpool import ShellPool, pool_shell_available
@@ -105,6 +105,8 @@ async def serve(fd: int) -> None:
     logger.addHandler(_ForwardingHandler(outbox))
     logger.setLevel(setup.log_level)
     logger.propagate = False
+    # Nobody reads this process's warnings: they become DEBUG records, sent on like the rest.
+    route_python_warnings()
     with fewer_collections():
         await _serve(setup, messages, outbox)
 
