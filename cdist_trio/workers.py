@@ -163,12 +163,17 @@ class WorkerPool:
             return run.report(HostStatus.FAILED, error="no worker process is left to run it")
         worker = min(alive, key=lambda w: len(w.pending))
         pending = worker.pending[index] = _Pending(run)
+        sent = False
         try:
             # a dead worker's hosts are failed by its receiver
             with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await worker.messages.send(("host", index, spec))
+            sent = True
             await pending.done.wait()
         except trio.Cancelled:
+            if not sent:  # cancelled before the worker heard of it: nothing to stop
+                worker.pending.pop(index, None)
+                raise
             with trio.CancelScope(shield=True, deadline=trio.current_time() + CANCEL_GRACE):
                 with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await worker.messages.send(("cancel", index, reason()))

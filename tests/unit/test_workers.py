@@ -27,12 +27,13 @@ import trio.testing
 
 from cdist_trio import cli
 from cdist_trio.errors import ConfigError
-from cdist_trio.events import Event, HostFinished, HostStarted, ObjectDone, StageChanged
+from cdist_trio.events import Emitter, Event, HostFinished, HostStarted, ObjectDone, StageChanged
+from cdist_trio.host import HostRun
 from cdist_trio.hosts import HostSpec
 from cdist_trio.report import HostStatus, RunReport
 from cdist_trio.run import RunControl, run_config
 from cdist_trio.settings import Settings
-from cdist_trio.workers import MessageStream, worker_count
+from cdist_trio.workers import CANCEL_GRACE, MessageStream, WorkerPool, _Worker, worker_count
 from tests.unit.scenario_support import q
 
 #: Bound of every wait on a run: a broken feature fails instead of hanging.
@@ -447,3 +448,46 @@ def test_cli_workers_zero_is_a_usage_error(
     assert cli.main(["config", "--workers", "0", "h"]) == 2
     err = capsys.readouterr().err
     assert "cdist-trio: error: --workers expects a whole number >= 1, not '0'" in err
+
+
+class _StuckStream(trio.abc.HalfCloseableStream):
+    """A stream whose sends never complete (a worker that stopped reading)."""
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.sleep_forever()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.sleep_forever()
+
+    async def send_eof(self) -> None:
+        return None
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_host_cancelled_before_its_worker_heard_of_it_is_not_waited_for(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Cancelled while its ("host", ...) message was still being sent, `configure` does
+    not ask the worker to cancel a host it never got (and wait CANCEL_GRACE for a
+    report that cannot come): it returns at once, with no report left behind."""
+    worker = _Worker(1, process=None, messages=MessageStream(_StuckStream()))  # type: ignore[arg-type]
+    pool = WorkerPool([worker], Emitter(None))
+    started = trio.current_time()
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+
+            async def configure() -> None:
+                await pool.configure(0, HostSpec("h"), HostRun("h"), lambda: "stopped")
+
+            nursery.start_soon(configure)
+            await trio.testing.wait_all_tasks_blocked()
+            scope.cancel()
+    assert trio.current_time() - started < CANCEL_GRACE
+    assert worker.pending == {}
+    assert pool.left_report(0) is None
