@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 from collections import deque
+from contextlib import suppress
 
 import trio
 
@@ -29,6 +30,7 @@ from .transport import TransportResources
 from .workers import MessageStream, WorkerSetup
 
 _PARENT_GONE = "the cdist-trio process that started this worker is gone"
+_TERMINATED = "its worker process got SIGTERM"
 
 
 class Outbox:
@@ -151,26 +153,36 @@ async def _serve(setup: WorkerSetup, messages: MessageStream, outbox: Outbox) ->
                 background.start_soon(shells.prestart, setup.prestart)
             if setup.events and settings.transport in POOLED_TRANSPORTS:
                 background.start_soon(watch_transports, runs.values(), Emitter(transport_event))
+            receiving = trio.CancelScope()
+            stop_reason = _PARENT_GONE
+
+            async def on_sigterm() -> None:
+                nonlocal stop_reason
+                with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        stop_reason = _TERMINATED
+                        receiving.cancel()
+                        return
+
+            background.start_soon(on_sigterm)
             async with trio.open_nursery() as hosts:
-                while True:
-                    try:
-                        message = await messages.receive()
-                    except (trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
-                        message = None
-                    if message is None:
-                        break
-                    assert isinstance(message, tuple)
-                    if message[0] == "host":
-                        _, index, spec = message
-                        scopes[index] = trio.CancelScope()
-                        hosts.start_soon(one_host, index, spec)
-                    elif message[0] == "cancel":
-                        _, index, reason = message
-                        if index in scopes:
-                            reasons.setdefault(index, reason)
-                            scopes[index].cancel()
+                with (
+                    receiving,
+                    suppress(trio.BrokenResourceError, trio.ClosedResourceError, EOFError),
+                ):
+                    while (message := await messages.receive()) is not None:
+                        assert isinstance(message, tuple)
+                        if message[0] == "host":
+                            _, index, spec = message
+                            scopes[index] = trio.CancelScope()
+                            hosts.start_soon(one_host, index, spec)
+                        elif message[0] == "cancel":
+                            _, index, reason = message
+                            if index in scopes:
+                                reasons.setdefault(index, reason)
+                                scopes[index].cancel()
                 for index, scope in scopes.items():
-                    reasons.setdefault(index, _PARENT_GONE)
+                    reasons.setdefault(index, stop_reason)
                     scope.cancel()
             await outbox.close()
             background.cancel_scope.cancel()

@@ -337,6 +337,37 @@ async def test_a_killed_worker_fails_its_host_only(
     assert f"(pid {worker}) ended unexpectedly (killed by SIGKILL)" in errors[0]
 
 
+async def test_a_worker_stopped_with_sigterm_interrupts_its_host_cleanly(
+    tmp_path: Path, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGTERM to a worker alone (not to the run): it cancels its hosts as an
+    interrupted run would, reports them and exits; the run goes on without it."""
+    caplog.set_level(logging.INFO, logger="cdist_trio")
+    fifo = Fifo(tmp_path / "fifo")
+    settings, _ = settings_for(tmp_path, "run", fifo=fifo.path, parallel=2, workers=2)
+    reports: list[RunReport] = []
+
+    async def run() -> None:
+        reports.append(await run_config([HostSpec("fast"), HostSpec("slow")], settings))
+
+    try:
+        with trio.fail_after(RUN_BOUND):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run)
+                worker, child = await fifo.pids()
+                assert worker != os.getpid()
+                os.kill(worker, signal.SIGTERM)
+    finally:
+        await fifo.aclose()
+    (report,) = reports
+    fast, slow = report.hosts
+    assert fast.status is HostStatus.OK, fast.error
+    assert slow.status is HostStatus.INTERRUPTED, slow.error
+    assert slow.error == "its worker process got SIGTERM during initial manifest"
+    assert not [r for r in caplog.records if "ended unexpectedly" in r.getMessage()]
+    await until_gone([worker, child])
+
+
 # --- the framing ------------------------------------------------------------------------
 
 
