@@ -6,6 +6,7 @@ variables returned here (the transport exports them shell-quoted).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -153,11 +154,18 @@ def _build_code_base(ctx: HostContext) -> dict[str, str]:
     return env
 
 
+#: gencode's size in bytes of ``$__object/stdin``, when the object has one (cdist-trio
+#: only): what a type would otherwise run ``wc -c`` for, a process per object.
+STDIN_SIZE = "__cdist_trio_stdin_size"
+
+
 def gencode_env(ctx: HostContext, obj: CdistObject) -> dict[str, str]:
     env = _code_common(ctx, obj)
     env["__object_name"] = obj.name
     env["__type"] = str(obj.cdist_type.path)
     env.update(_dry_run(ctx))
+    with contextlib.suppress(OSError):  # no stdin
+        env[STDIN_SIZE] = str(os.stat(obj.stdin_path).st_size)
     return env
 
 

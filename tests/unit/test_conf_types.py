@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from cdist_trio.env import STDIN_SIZE
+
 CONF = Path(__file__).resolve().parents[2] / "cdist_trio" / "conf"
 MARKER = ".cdist-t3st1ng0"
 
@@ -85,6 +87,9 @@ class Driver:
         self.target_host = "localhost"
         #: PATH for gencode scripts only (None: the same PATH as everything else)
         self.gencode_path: str | None = None
+        self.stdin_size = True
+        """Give gencode ``$__cdist_trio_stdin_size`` with stdin, as the engine does
+        (`cdist_trio.env.gencode_env`); False: as cdist, which does not."""
         copy = tmp / "remote-copy"
         copy.write_text('#!/bin/sh -e\nsrc=$1\ndst=${2#*:}\ncp "$src" "$dst"\n')
         copy.chmod(0o755)
@@ -213,6 +218,8 @@ class Driver:
         gencode_env = dict(gen_env)
         if self.gencode_path is not None:
             gencode_env["PATH"] = self.gencode_path
+        if stdin is not None and self.stdin_size:
+            gencode_env[STDIN_SIZE] = str(len(stdin))
         for kind in ("local", "remote"):
             gencode = type_dir / f"gencode-{kind}"
             codes[kind] = self.sh(gencode, gencode_env) if gencode.exists() else ""
@@ -379,6 +386,19 @@ def test_file_stdin_source(drv: Driver) -> None:
     res = drv.converge("__file", str(dest), params={"source": "-"}, stdin=b"via stdin\n")
     assert dest.read_bytes() == b"via stdin\n"
     assert res.messages == ["upload"]
+
+
+@pytest.mark.parametrize("engine_size", [True, False], ids=["stdin_size", "wc"])
+def test_file_stdin_content_of_any_size_is_byte_exact(drv: Driver, engine_size: bool) -> None:
+    """The size of new content from stdin decides inline or copy: the engine's
+    ``$__cdist_trio_stdin_size`` or, without it, ``wc -c``; either way the bytes land."""
+    drv.stdin_size = engine_size
+    for size in (0, 1, 300, 16384, 16385):
+        dest = drv.tmp / f"stdin-{size}-{engine_size}"
+        content = bytes((i * 7) % 256 for i in range(size))  # NUL bytes included
+        res = drv.run("__file", str(dest), params={"source": "-"}, stdin=content)
+        assert dest.read_bytes() == content
+        assert bool(res.code_local) == (size > 16384)  # over the inline limit: copied
 
 
 def test_file_exists_keeps_content(drv: Driver) -> None:
@@ -660,13 +680,18 @@ def test_gencode_process_counts(tracer: TracingDriver) -> None:
         tracer.run("__directory", str(dest), params=params)
         assert tracer.forks == {"gencode-remote": 0}
     fparams: dict[str, ParamValue] = {"source": "-", "mode": "0644"}
-    # new content: wc -c (and mkdir $__object/files, which this driver has made
-    # already); short text is copied inline without od
+    # new content: its size is the engine's $__cdist_trio_stdin_size; short text is
+    # copied inline without od
     tracer.run("__file", str(dest / "file"), params=fparams, stdin=b"content\n")
+    assert tracer.forks == {"gencode-local": 0, "gencode-remote": 0}
+    # without it (as under cdist): wc -c
+    tracer.stdin_size = False
+    tracer.run("__file", str(dest / "other"), params=fparams, stdin=b"content\n")
     assert tracer.forks == {"gencode-local": 1, "gencode-remote": 0}
+    tracer.stdin_size = True
     # other content: od piped into a shell function
     tracer.run("__file", str(dest / "binary"), params=fparams, stdin=b"\x01\n")
-    assert tracer.forks == {"gencode-local": 1, "gencode-remote": 2}
+    assert tracer.forks == {"gencode-local": 0, "gencode-remote": 2}
     # same content: one cksum
     tracer.run("__file", str(dest / "file"), params=fparams, stdin=b"content\n")
     assert tracer.forks == {"gencode-local": 1, "gencode-remote": 0}

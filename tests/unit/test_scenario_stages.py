@@ -131,6 +131,22 @@ def test_env_per_stage(scenario: Scenario) -> None:
     lacks("code-remote", "__object_name", "__type", "__global", "__target_host")
 
 
+def test_gencode_gets_the_size_of_the_objects_stdin(scenario: Scenario) -> None:
+    """cdist-trio's ``__cdist_trio_stdin_size``: the bytes of ``$__object/stdin`` (NUL
+    and multibyte characters counted as bytes), in gencode only."""
+    dumps = scenario.tmp / "dumps"
+    dumps.mkdir()
+    scenario.config(
+        f"printf 'x\\000y\\303\\251\\n' | __envdump e --out {q(dumps)}\n",
+        conf=(CONF, CONF_ENVDUMP),
+    ).ok()
+    env = {p.name: parse_env(p.read_text()) for p in dumps.iterdir()}
+    for stage in ("gencode-local", "gencode-remote"):
+        assert env[stage].get("__cdist_trio_stdin_size") == "6", stage
+    for stage in ("type-manifest", "code-local", "code-remote"):
+        assert "__cdist_trio_stdin_size" not in env[stage], stage
+
+
 def test_env_dry_run_flag_and_no_code_execution(scenario: Scenario) -> None:
     cache, env = envdump_run(scenario, "-n", "-v")
     for stage in (
