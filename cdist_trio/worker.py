@@ -119,7 +119,7 @@ async def _serve(setup: WorkerSetup, messages: MessageStream, outbox: Outbox) ->
     scopes: dict[int, trio.CancelScope] = {}
     reasons: dict[int, str] = {}
     shells = ShellPool(umask=LOCAL_UMASK) if pool_shell_available() else None
-    resources = TransportResources(local_shells=shells)
+    resources = TransportResources(setup.connect_limit, local_shells=shells)
     resources.local_processes.total_tokens = setup.local_processes
 
     def forward(index: int) -> Emitter | None:

@@ -39,7 +39,7 @@ from .host import HostRun
 from .hosts import HostSpec
 from .report import HostReport, HostStatus
 from .settings import Settings
-from .transport import local_process_limit
+from .transport import DEFAULT_CONNECT_LIMIT, local_process_limit
 
 _log = logging.getLogger("cdist_trio.workers")
 
@@ -95,6 +95,7 @@ class WorkerSetup:
     events: bool
     local_processes: int
     prestart: int
+    connect_limit: int
 
 
 @dataclass
@@ -129,7 +130,9 @@ def worker_setup(
     events: bool,
 ) -> WorkerSetup:
     """Each worker's share of the run: of the local scripts that may run at once (the
-    machine's bound, not one bound per process) and of the shells to start ahead."""
+    machine's bound, not one bound per process), of the shells to start ahead and of the
+    SSH handshakes in flight (the run's `DEFAULT_CONNECT_LIMIT`, never exceeded while
+    there are no more workers than that)."""
     share = max(2, math.ceil(local_process_limit() / workers))
     in_flight = math.ceil(min(hosts, settings.parallel) / workers)
     return WorkerSetup(
@@ -141,6 +144,7 @@ def worker_setup(
         events=events,
         local_processes=share,
         prestart=min(share, in_flight * (settings.jobs + 1)),
+        connect_limit=max(1, DEFAULT_CONNECT_LIMIT // workers),
     )
 
 

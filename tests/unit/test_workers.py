@@ -33,7 +33,15 @@ from cdist_trio.hosts import HostSpec
 from cdist_trio.report import HostStatus, RunReport
 from cdist_trio.run import RunControl, run_config
 from cdist_trio.settings import Settings
-from cdist_trio.workers import CANCEL_GRACE, MessageStream, WorkerPool, _Worker, worker_count
+from cdist_trio.transport import DEFAULT_CONNECT_LIMIT, local_process_limit
+from cdist_trio.workers import (
+    CANCEL_GRACE,
+    MessageStream,
+    WorkerPool,
+    _Worker,
+    worker_count,
+    worker_setup,
+)
 from tests.unit.scenario_support import q
 
 #: Bound of every wait on a run: a broken feature fails instead of hanging.
@@ -455,6 +463,27 @@ async def test_message_stream_round_trip_and_clean_end() -> None:
 )
 def test_worker_count(workers: int, parallel: int, hosts: int, expected: int) -> None:
     assert worker_count(Settings(workers=workers, parallel=parallel), hosts) == expected
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+def test_workers_share_the_runs_bounds_instead_of_multiplying_them(
+    workers: int, tmp_path: Path
+) -> None:
+    """Handshakes in flight stay within the run's limit, local scripts within about the
+    machine's bound, whatever the number of workers."""
+    setup = worker_setup(
+        Settings(parallel=64, jobs=4, workers=workers),
+        hosts=1000,
+        workers=workers,
+        base_root=tmp_path,
+        home=None,
+        report_values=False,
+        events=False,
+    )
+    assert setup.connect_limit >= 1
+    assert setup.connect_limit * workers <= DEFAULT_CONNECT_LIMIT
+    assert setup.local_processes * workers < local_process_limit() + workers
+    assert setup.prestart <= setup.local_processes
 
 
 def test_settings_default_is_one_worker() -> None:
