@@ -302,10 +302,12 @@ async def test_interrupt_cancels_the_host_in_its_worker(tmp_path: Path, home: Pa
     await until_gone([worker, child])
 
 
-async def test_a_killed_worker_fails_its_host_only(
-    tmp_path: Path, home: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="cdist_trio")
+async def signal_slow_worker(
+    tmp_path: Path, signum: signal.Signals
+) -> tuple[RunReport, Path, int, int]:
+    """Run hosts ``fast`` and ``slow`` in two workers and send ``signum`` to the worker
+    of ``slow`` once its manifest runs: the run's report, ``$OUT``, that worker's pid
+    and the pid of the manifest's blocking child."""
     fifo = Fifo(tmp_path / "fifo")
     settings, out = settings_for(tmp_path, "run", fifo=fifo.path, parallel=2, workers=2)
     reports: list[RunReport] = []
@@ -320,16 +322,25 @@ async def test_a_killed_worker_fails_its_host_only(
                 nursery.start_soon(run)
                 worker, child = await fifo.pids()
                 assert worker != os.getpid()
-                os.kill(worker, signal.SIGKILL)
+                os.kill(worker, signum)
     finally:
         await fifo.aclose()
-        if child is not None:
+        if child is not None and signum == signal.SIGKILL:
             # Nobody is left to end what the killed worker had started.
             with suppress(ProcessLookupError):
                 group = os.getpgid(child)
                 if group != os.getpgrp():
                     os.killpg(group, signal.SIGKILL)
     (report,) = reports
+    assert child is not None
+    return report, out, worker, child
+
+
+async def test_a_killed_worker_fails_its_host_only(
+    tmp_path: Path, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cdist_trio")
+    report, out, worker, _ = await signal_slow_worker(tmp_path, signal.SIGKILL)
     fast, slow = report.hosts
     assert fast.status is HostStatus.OK, fast.error
     assert engine_pid(out, "fast") not in (worker, os.getpid())
@@ -351,23 +362,7 @@ async def test_a_worker_stopped_with_sigterm_interrupts_its_host_cleanly(
     """SIGTERM to a worker alone (not to the run): it cancels its hosts as an
     interrupted run would, reports them and exits; the run goes on without it."""
     caplog.set_level(logging.INFO, logger="cdist_trio")
-    fifo = Fifo(tmp_path / "fifo")
-    settings, _ = settings_for(tmp_path, "run", fifo=fifo.path, parallel=2, workers=2)
-    reports: list[RunReport] = []
-
-    async def run() -> None:
-        reports.append(await run_config([HostSpec("fast"), HostSpec("slow")], settings))
-
-    try:
-        with trio.fail_after(RUN_BOUND):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(run)
-                worker, child = await fifo.pids()
-                assert worker != os.getpid()
-                os.kill(worker, signal.SIGTERM)
-    finally:
-        await fifo.aclose()
-    (report,) = reports
+    report, _, worker, child = await signal_slow_worker(tmp_path, signal.SIGTERM)
     fast, slow = report.hosts
     assert fast.status is HostStatus.OK, fast.error
     assert slow.status is HostStatus.INTERRUPTED, slow.error
