@@ -235,12 +235,18 @@ async def test_log_records_cross_the_process_boundary(
     assert len({r.process for r in starting}) == 2
 
 
-async def test_timeout_is_applied_inside_the_worker(tmp_path: Path, home: Path) -> None:
+async def run_with_slow_worker(
+    tmp_path: Path, signum: signal.Signals | None, **settings_kwargs: object
+) -> tuple[RunReport, Path, int, int]:
+    """Run hosts ``fast`` and ``slow`` in two workers and, unless ``signum`` is None,
+    send it to the worker of ``slow`` once its manifest runs: the run's report,
+    ``$OUT``, that worker's pid and the pid of the manifest's blocking child."""
     fifo = Fifo(tmp_path / "fifo")
     settings, out = settings_for(
-        tmp_path, "run", fifo=fifo.path, parallel=2, workers=2, timeout=1.5
+        tmp_path, "run", fifo=fifo.path, parallel=2, workers=2, **settings_kwargs
     )
     reports: list[RunReport] = []
+    child = None
 
     async def run() -> None:
         reports.append(await run_config([HostSpec("fast"), HostSpec("slow")], settings))
@@ -250,9 +256,24 @@ async def test_timeout_is_applied_inside_the_worker(tmp_path: Path, home: Path) 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(run)
                 worker, child = await fifo.pids()
+                assert worker != os.getpid()
+                if signum is not None:
+                    os.kill(worker, signum)
     finally:
         await fifo.aclose()
+        if child is not None and signum == signal.SIGKILL:
+            # Nobody is left to end what the killed worker had started.
+            with suppress(ProcessLookupError):
+                group = os.getpgid(child)
+                if group != os.getpgrp():
+                    os.killpg(group, signal.SIGKILL)
     (report,) = reports
+    assert child is not None
+    return report, out, worker, child
+
+
+async def test_timeout_is_applied_inside_the_worker(tmp_path: Path, home: Path) -> None:
+    report, out, worker, child = await run_with_slow_worker(tmp_path, None, timeout=1.5)
     fast, slow = report.hosts
     assert fast.status is HostStatus.OK, fast.error
     assert slow.status is HostStatus.TIMED_OUT
@@ -302,45 +323,11 @@ async def test_interrupt_cancels_the_host_in_its_worker(tmp_path: Path, home: Pa
     await until_gone([worker, child])
 
 
-async def signal_slow_worker(
-    tmp_path: Path, signum: signal.Signals
-) -> tuple[RunReport, Path, int, int]:
-    """Run hosts ``fast`` and ``slow`` in two workers and send ``signum`` to the worker
-    of ``slow`` once its manifest runs: the run's report, ``$OUT``, that worker's pid
-    and the pid of the manifest's blocking child."""
-    fifo = Fifo(tmp_path / "fifo")
-    settings, out = settings_for(tmp_path, "run", fifo=fifo.path, parallel=2, workers=2)
-    reports: list[RunReport] = []
-    child = None
-
-    async def run() -> None:
-        reports.append(await run_config([HostSpec("fast"), HostSpec("slow")], settings))
-
-    try:
-        with trio.fail_after(RUN_BOUND):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(run)
-                worker, child = await fifo.pids()
-                assert worker != os.getpid()
-                os.kill(worker, signum)
-    finally:
-        await fifo.aclose()
-        if child is not None and signum == signal.SIGKILL:
-            # Nobody is left to end what the killed worker had started.
-            with suppress(ProcessLookupError):
-                group = os.getpgid(child)
-                if group != os.getpgrp():
-                    os.killpg(group, signal.SIGKILL)
-    (report,) = reports
-    assert child is not None
-    return report, out, worker, child
-
-
 async def test_a_killed_worker_fails_its_host_only(
     tmp_path: Path, home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="cdist_trio")
-    report, out, worker, _ = await signal_slow_worker(tmp_path, signal.SIGKILL)
+    report, out, worker, _ = await run_with_slow_worker(tmp_path, signal.SIGKILL)
     fast, slow = report.hosts
     assert fast.status is HostStatus.OK, fast.error
     assert engine_pid(out, "fast") not in (worker, os.getpid())
@@ -362,7 +349,7 @@ async def test_a_worker_stopped_with_sigterm_interrupts_its_host_cleanly(
     """SIGTERM to a worker alone (not to the run): it cancels its hosts as an
     interrupted run would, reports them and exits; the run goes on without it."""
     caplog.set_level(logging.INFO, logger="cdist_trio")
-    report, _, worker, child = await signal_slow_worker(tmp_path, signal.SIGTERM)
+    report, _, worker, child = await run_with_slow_worker(tmp_path, signal.SIGTERM)
     fast, slow = report.hosts
     assert fast.status is HostStatus.OK, fast.error
     assert slow.status is HostStatus.INTERRUPTED, slow.error
