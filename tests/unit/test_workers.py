@@ -42,6 +42,7 @@ from cdist_trio.workers import (
     worker_count,
     worker_setup,
 )
+from tests.conformance import poll
 from tests.unit.scenario_support import q
 
 #: Bound of every wait on a run: a broken feature fails instead of hanging.
@@ -161,9 +162,12 @@ def running(pid: int) -> bool:
 
 async def until_gone(pids: Sequence[int]) -> None:
     """Wait (bounded) until none of ``pids`` runs: nothing to subscribe to, so poll."""
+
+    async def gone() -> bool:
+        return not any(running(pid) for pid in pids)
+
     with trio.fail_after(10):
-        while any(running(pid) for pid in pids):  # noqa: ASYNC110
-            await trio.sleep(0.02)
+        await poll(gone)
 
 
 def by_host(events: Sequence[Event], host: str) -> list[Event]:
