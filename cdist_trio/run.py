@@ -185,6 +185,15 @@ async def _run_config(
     try:
         with control._scope:
             async with AsyncExitStack() as stack:
+                if settings.workers > workers:
+                    _config_log.info(
+                        "--workers %d: %d worker process(es), never more than -p (%d) "
+                        "or the hosts (%d)",
+                        settings.workers,
+                        workers,
+                        settings.parallel,
+                        len(hosts),
+                    )
                 if not in_process:
                     setup = worker_setup(
                         settings,

@@ -321,4 +321,5 @@ async def _start_worker(number: int, setup: WorkerSetup) -> _Worker:
         theirs.close()
     messages = MessageStream(trio.SocketStream(ours))
     await messages.send(setup)
+    _log.debug("worker process %d started (pid %d)", number, process.pid)
     return _Worker(number, process, messages)

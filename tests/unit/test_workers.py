@@ -177,8 +177,12 @@ def by_host(events: Sequence[Event], host: str) -> list[Event]:
 # --- real runs in worker processes ------------------------------------------------------
 
 
-async def test_hosts_run_in_two_worker_processes(tmp_path: Path, home: Path) -> None:
-    settings, out = settings_for(tmp_path, "run", parallel=4, jobs=2, workers=2)
+async def test_hosts_run_in_two_worker_processes(
+    tmp_path: Path, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cdist_trio")
+    # three asked for, two started: never more workers than hosts at once (-p)
+    settings, out = settings_for(tmp_path, "run", parallel=2, jobs=2, workers=3)
     hosts = ["h1", "h2", "h3", "h4"]
     with trio.fail_after(RUN_BOUND):
         report = await run_config([HostSpec(h) for h in hosts], settings)
@@ -192,6 +196,8 @@ async def test_hosts_run_in_two_worker_processes(tmp_path: Path, home: Path) -> 
     pids = {engine_pid(out, host) for host in hosts}
     assert len(pids) == 2, pids
     assert os.getpid() not in pids
+    said = [r.getMessage() for r in caplog.records if r.name == "cdist_trio.config"]
+    assert "--workers 3: 2 worker process(es), never more than -p (2) or the hosts (4)" in said
     await until_gone(list(pids))  # the workers ended with the run
 
 
