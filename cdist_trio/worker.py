@@ -104,13 +104,18 @@ async def serve(fd: int) -> None:
         raise SystemExit(f"cdist-trio worker: expected the run's setup first, not {setup!r}")
     outbox = Outbox(messages)
     logger = logging.getLogger(LOGGER_NAME)
-    logger.addHandler(_ForwardingHandler(outbox))
+    handler = _ForwardingHandler(outbox)
+    logger.addHandler(handler)
     logger.setLevel(setup.log_level)
     logger.propagate = False
     # Nobody reads this process's warnings: they become DEBUG records, sent on like the rest.
     route_python_warnings()
-    with fewer_collections():
-        await _serve(setup, messages, outbox)
+    try:
+        with fewer_collections():
+            await _serve(setup, messages, outbox)
+    finally:
+        # A record from a thread after this would find no Trio run to send it.
+        logger.removeHandler(handler)
 
 
 async def _serve(setup: WorkerSetup, messages: MessageStream, outbox: Outbox) -> None:
