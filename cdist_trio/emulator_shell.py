@@ -88,16 +88,29 @@ def shell_argv(script: Path, *, local_shell: str, executable: bool) -> list[str]
     return [words[0], *([argument] if argument else [])]
 
 
-def prelude(channel: Path, launchers: Path, types: Iterable[str], exported: Sequence[str]) -> str:
+def prelude(
+    channel: Path,
+    launchers: Path,
+    types: Iterable[str],
+    exported: Sequence[str],
+    engine_pid: int | None = None,
+) -> str:
     """Shell text defining the type functions for one channel.
 
     ``exported`` are the names of `EMULATOR_VARIABLES` the manifest's environment holds;
     they stay exported whatever the manifest assigns.  The others count only when the
     manifest exported them, which ``export -p`` tells (sent only when one is set).
+
+    ``engine_pid`` (this process by default) holds the channel's FIFOs open.  A call
+    first checks that it still runs (``kill -0``, a builtin): opening a FIFO that nobody
+    holds any more would block the manifest for ever, so after the engine was killed
+    (SIGKILL, the OOM killer) its manifests would never end; they take the launcher,
+    which fails with the reason, instead.
     """
     lines = [
         f"__cdist_trio_ch={shlex.quote(str(channel))}",
         f"__cdist_trio_bin={shlex.quote(str(launchers))}",
+        f"__cdist_trio_pid={os.getpid() if engine_pid is None else engine_pid}",
         _HELPERS,
     ]
     unknown = [name for name in EMULATOR_VARIABLES if name not in exported]
@@ -144,10 +157,12 @@ _HELPERS = r"""__cdist_trio_print() {
     if [ -n "$__cdist_trio_l" ]; then printf '%s' "$__cdist_trio_l"; fi
 }
 __cdist_trio_take() {
-    { IFS= read -r __cdist_trio_x < "$__cdist_trio_ch/token"; } 2>/dev/null
+    kill -0 "$__cdist_trio_pid" 2>/dev/null &&
+        { IFS= read -r __cdist_trio_x < "$__cdist_trio_ch/token"; } 2>/dev/null
 }
 __cdist_trio_give() {
-    { printf '\n' > "$__cdist_trio_ch/token"; } 2>/dev/null || :
+    kill -0 "$__cdist_trio_pid" 2>/dev/null &&
+        { printf '\n' > "$__cdist_trio_ch/token"; } 2>/dev/null || :
 }
 __cdist_trio_ask() {
     { printf '%s\0' "$@" > "$__cdist_trio_ch/req"; } 2>/dev/null &&
@@ -416,7 +431,8 @@ def manifest_command(
     types: Iterable[str],
     env: Mapping[str, str],
     dollar0: str,
+    engine_pid: int | None = None,
 ) -> list[str]:
     """``base + ['-c', prelude, $0]`` for a manifest run over ``channel``."""
     exported = [name for name in EMULATOR_VARIABLES if name in env]
-    return [*base, "-c", prelude(channel, launchers, types, exported), dollar0]
+    return [*base, "-c", prelude(channel, launchers, types, exported, engine_pid), dollar0]

@@ -250,6 +250,36 @@ async def test_a_closed_channel_falls_back_to_the_launchers(tmp_path: Path) -> N
     assert site.object("__thing/late").parameters() == {"value": "1"}
 
 
+async def test_a_channel_whose_engine_is_gone_falls_back_instead_of_hanging(
+    tmp_path: Path,
+) -> None:
+    """The engine was killed (SIGKILL): its channel's FIFOs are still there, held by
+    nobody, so opening one would block the manifest for ever.  The call sees that the
+    engine's process is gone and takes the launcher."""
+    site = _site(tmp_path / "g")
+    manifest = tmp_path / "manifest"
+    manifest.write_text("__thing late --value 1\n")
+    env = _env(site, manifest)
+    channel = tmp_path / "channel"
+    channel.mkdir()
+    for name in ("token", "req", "resp"):
+        os.mkfifo(channel / name, 0o600)
+    dead = await trio.lowlevel.open_process(["true"])
+    await dead.wait()  # reaped: its pid names no process
+    argv = manifest_command(
+        ["sh", "-e"],
+        channel,
+        site.global_path / "bin",
+        ["__thing"],
+        env,
+        str(manifest),
+        engine_pid=dead.pid,
+    )
+    result = await _run(argv, env)  # bounded: a blocked open fails the test
+    assert result.returncode == 0, result.stderr
+    assert site.object("__thing/late").parameters() == {"value": "1"}
+
+
 @pytest.mark.parametrize(
     ("first_line", "executable", "expected"),
     [
