@@ -73,6 +73,12 @@ class HostRun:
                 emit(StageChanged(self.host, value))
         super().__setattr__(name, value)
 
+    def finish(self) -> None:
+        """The host's report is made: let go of its objects, graph and context (a run
+        of many hosts would otherwise hold every finished host's until its end)."""
+        self.finished = True
+        self.scheduler = None
+
     def object_done(self, outcome: ObjectOutcome) -> None:
         """The scheduler's hook: one object has run."""
         if self.report_values and self.scheduler is not None:

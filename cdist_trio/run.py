@@ -166,8 +166,7 @@ async def _run_config(
             if index not in reports:
                 left = pool.left_report(index) if pool is not None else None
                 reports[index] = left or interrupted_report(run, control.reason or "interrupted")
-            run.finished = True
-            run.scheduler = None  # the objects, graph and context of a finished host
+            run.finish()
             emit(HostFinished(spec.name, reports[index]))
             unfinished -= 1
             if unfinished == 0:

@@ -142,8 +142,7 @@ async def _serve(setup: WorkerSetup, messages: MessageStream, outbox: Outbox) ->
             )
         if report is None:
             report = interrupted_report(run, reasons.get(index, "interrupted"))
-        run.finished = True
-        run.scheduler = None
+        run.finish()
         del runs[index], scopes[index]
         outbox.put(("report", index, report))
 
