@@ -77,6 +77,17 @@ async def run_local_script(
     return result
 
 
+def ran_in_engine(
+    ctx: HostContext, script: Path, stderr: Path, env: Mapping[str, str], started: float
+) -> None:
+    """What is left to do after a script's twin did its work (`gencode_twins`): the
+    script's stderr capture file, empty, as its run would have left it; the TRACE line."""
+    sink = _sink(ctx, stderr)
+    if isinstance(sink, Path):
+        os.close(os.open(sink, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600))
+    _trace(ctx, f"{script} (its twin, in the engine)", 0, started, env)
+
+
 async def run_shell(
     ctx: HostContext,
     argv: list[str],

@@ -4,10 +4,11 @@ still no parameter value or file content (docs/output.md, "No secrets in output"
 from __future__ import annotations
 
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
-from scenario_support import Scenario
+from scenario_support import CONF, Scenario
 
 SECRET = "tr4ce-Secret-17"
 
@@ -42,9 +43,29 @@ def test_trace_logs_each_command_and_how_it_ended(scenario: Scenario) -> None:
     # The local side: the initial manifest and each object's gencode scripts, by name.
     assert "local command: /bin/sh -e " in log
     gencode = str(Path("conf", "type", "__file", "gencode-remote"))
-    assert f"{gencode} (sourced by a pooled shell) for __file{scenario.target}/app/conf" in log
+    assert f"{gencode} (its twin, in the engine) for __file{scenario.target}/app/conf" in log
+    assert "(sourced by a pooled shell) for __step/one" in log
     # Neither the inline content, nor a parameter value, at any verbosity.
     assert SECRET not in outcome.stdout + outcome.stderr
+
+
+def test_an_edited_copy_of_a_bundled_gencode_script_runs_as_a_script(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    # The twin stands in for one exact script: a conf dir's __file that differs by a
+    # comment (as cdist's own, or a local fork, differs) runs as it is.
+    bundled = Path(__file__).resolve().parents[2] / "cdist_trio" / "conf" / "type" / "__file"
+    edited = tmp_path / "edited-conf" / "type" / "__file"
+    shutil.copytree(bundled, edited)
+    script = edited / "gencode-remote"
+    script.write_bytes(script.read_bytes() + b"# a local edit\n")
+    outcome = scenario.config(_manifest(scenario), "-vvvv", conf=(CONF, edited.parents[1])).ok()
+    assert (scenario.target / "app" / "conf").read_text() == f"{SECRET}\n"
+    name = f"for __file{scenario.target}/app/conf"
+    # (the scripts run from the work dir's merged copy of the conf dirs)
+    assert f"__file/gencode-remote (sourced by a pooled shell) {name}" in outcome.stdout
+    assert f"__file/gencode-local (its twin, in the engine) {name}" in outcome.stdout
+    assert "__file/gencode-remote (its twin" not in outcome.stdout
 
 
 def test_a_failing_command_is_traced_with_its_status(scenario: Scenario) -> None:

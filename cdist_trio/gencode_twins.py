@@ -1,0 +1,471 @@
+"""In-engine twins of the bundled ``__file`` and ``__directory`` gencode scripts.
+
+Every object of these types costs a forked shell per gencode script, and those scripts
+are most of the local CPU of a run (benchmarks/README.md).  A twin does in the engine
+what one script does, for the cases it is sure of, and gives the same result: the same
+stdout, the same lines appended to ``$__messages_out``, the same files written, exit
+status 0 and nothing on stderr.  Anything else (an error, binary or large content, a
+missing file, a checksum tool it would have to guess) and it declines, having touched
+nothing: the engine then runs the script as always.
+
+A twin belongs to one exact version of its script, known by its SHA-256: a conf dir's
+``__file`` that differs by one byte (cdist's own, or an edited copy) runs as a script.
+The scripts stay the reference (and what cdist runs); tests/unit/test_gencode_twins.py
+runs both on a matrix of cases and compares.  ``CDIST_TRIO_GENCODE_TWINS=0`` in the
+environment turns the twins off (for comparison and troubleshooting).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import zlib
+from collections.abc import Callable, Mapping
+
+Twin = Callable[[Mapping[str, str]], "bytes | None"]
+"""``twin(env)``: the script's stdout with its file side effects done, or None
+(declined: nothing touched)."""
+
+_ENCODING = "utf-8"
+_ERRORS = "surrogateescape"  # bytes that are not UTF-8 pass through unchanged, as in sh
+_CREATE_MODE = 0o600  # a file the script creates under the local umask 077
+
+
+class _Decline(Exception):
+    """The twin is not sure of this case: the script runs instead."""
+
+
+def _text(data: bytes) -> str:
+    return data.decode(_ENCODING, _ERRORS)
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        raise _Decline from None
+    if b"\0" in data:  # the shell's read drops NUL bytes
+        raise _Decline
+    return data
+
+
+def _read_into(path: str) -> str:
+    """The scripts' ``read_into``: the file's content without its trailing newlines."""
+    if not os.path.isfile(path):
+        raise _Decline  # the script lets cat fail (and exits)
+    return _text(_read_bytes(path)).rstrip("\n")
+
+
+def _quote(value: str) -> str:
+    """The scripts' ``quote_into``: single quotes, trailing newlines dropped."""
+    return _quote_exact(value.rstrip("\n"))
+
+
+def _quote_exact(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+_BLANKS = re.compile(r"[ \t]+")
+
+
+def _records(path: str, names: int) -> list[list[str]]:
+    """``while read -r k v1 ... || [ -n "$k" ]`` over the explorer output: each line split
+    on blanks into ``names`` fields, the last one taking the rest."""
+    lines = _text(_read_bytes(path)).split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline ended the last line
+    elif not lines[-1].strip(" \t"):
+        lines.pop()  # an unterminated blank last line: read sets no key
+    records = []
+    for line in lines:
+        stripped = line.strip(" \t")
+        fields = _BLANKS.split(stripped, maxsplit=names - 1) if stripped else []
+        records.append(fields + [""] * (names - len(fields)))
+    return records
+
+
+def _wanted_mode(mode: str) -> str:
+    """The mode without leading zeros, checked, padded to four digits (as the scripts)."""
+    wanted = mode.lstrip("0")
+    if len(wanted) > 4 or any(c not in "01234567" for c in wanted):
+        raise _Decline  # the script's "invalid mode" error
+    return wanted.rjust(4, "0")
+
+
+def _finish(
+    messages_out: str, messages: list[str], out: list[str], upload: tuple[str, str] | None = None
+) -> bytes:
+    """The side effects, all or nothing: ``upload`` (path, text) written, then the
+    messages appended; the stdout."""
+    try:
+        # The engine made the file; one the twin cannot append to, it leaves to the script.
+        fd = os.open(messages_out, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC) if messages else -1
+    except OSError:
+        raise _Decline from None
+    try:
+        if upload is not None:
+            try:
+                _write(*upload)
+            except OSError:
+                raise _Decline from None
+        if messages:
+            text = "".join(f"{line}\n" for line in messages)
+            os.write(fd, text.encode(_ENCODING, _ERRORS))
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    return "".join(out).encode(_ENCODING, _ERRORS)
+
+
+def _required(env: Mapping[str, str], *names: str) -> list[str]:
+    values = [env.get(name) for name in names]
+    if any(value is None for value in values):
+        raise _Decline
+    return values  # type: ignore[return-value]
+
+
+# --- __directory/gencode-remote ---------------------------------------------------------
+
+
+def _directory_remote(env: Mapping[str, str]) -> bytes:
+    object_id, obj, messages_out = _required(env, "__object_id", "__object", "__messages_out")
+    destination = f"/{object_id}"
+    qdest = _quote(destination)
+    param = f"{obj}/parameter"
+    state = _read_into(f"{param}/state")
+    kind = owner_id = owner_name = group_id = group_name = current_mode = ""
+    mismatch_owner = mismatch_group = False
+    for key, a, b, _ in _records(f"{obj}/explorer/state", 4):
+        if key == "type:":
+            kind = a
+        elif key == "owner:":
+            owner_id, owner_name = a, b
+        elif key == "group:":
+            group_id, group_name = a, b
+        elif key == "mode:":
+            current_mode = a
+        elif key == "mismatch:":
+            mismatch_owner = mismatch_owner or a == "owner"
+            mismatch_group = mismatch_group or a == "group"
+    recursive = " -R" if os.path.isfile(f"{param}/recursive") else ""
+    out: list[str] = []
+    messages: list[str] = []
+    if state == "absent":
+        if kind == "directory":
+            out.append(f"rm -rf {qdest}\n")
+            messages.append("remove")
+        return _finish(messages_out, messages, out)
+    if state not in ("present", "exists", "pre-exists"):
+        raise _Decline
+    fresh = False
+    if kind != "directory":
+        if state == "pre-exists":
+            raise _Decline
+        if kind != "none":
+            out.append(f"rm -f {qdest}\n")
+            messages.append("remove non directory")
+        messages.append("create")
+        fresh = True
+    code = ""
+    if os.path.isfile(f"{param}/group"):
+        group = _read_into(f"{param}/group")
+        if fresh or group not in (group_id, group_name) or mismatch_group:
+            code += f"chgrp{recursive} {_quote(group)} {qdest}\n"
+            messages.append(f"chgrp {group}")
+    if os.path.isfile(f"{param}/owner"):
+        owner = _read_into(f"{param}/owner")
+        if fresh or owner not in (owner_id, owner_name) or mismatch_owner:
+            code += f"chown{recursive} {_quote(owner)} {qdest}\n"
+            messages.append(f"chown {owner}")
+    create_mode = ""
+    if os.path.isfile(f"{param}/mode"):
+        mode = _read_into(f"{param}/mode")
+        wanted = _wanted_mode(mode)
+        if fresh or wanted != current_mode:
+            # mkdir -m when nothing follows that could clear setuid/setgid bits
+            if fresh and (wanted[0] in "01" or not code):
+                create_mode = wanted
+            else:
+                code += f"chmod {wanted} {qdest}\n"
+            messages.append(f"chmod {mode}")
+    if fresh:
+        parents = os.path.isfile(f"{param}/parents")
+        if not create_mode:
+            out.append(f"mkdir -p {qdest}\n" if parents else f"mkdir {qdest}\n")
+        elif parents:
+            out.append(
+                f"if [ -d {qdest} ]; then chmod {create_mode} {qdest}; "
+                f"else mkdir -p -m {create_mode} {qdest}; fi\n"
+            )
+        else:
+            out.append(f"mkdir -m {create_mode} {qdest}\n")
+    out.append(code)
+    return _finish(messages_out, messages, out)
+
+
+# --- __file/gencode-local ---------------------------------------------------------------
+
+_BIT_REVERSED = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
+_CKSUM_MAX = 1 << 20
+
+
+def posix_cksum(data: bytes) -> int:
+    """The CRC that POSIX ``cksum`` prints for ``data``.  It is zlib's CRC-32 polynomial
+    without the bit reflection: zlib (in C) on bit-reversed bytes, the register reversed
+    back, instead of a Python loop per byte."""
+    length = len(data)
+    suffix = bytearray()
+    while length:
+        suffix.append(length & 0xFF)
+        length >>= 8
+    register = zlib.crc32((data + bytes(suffix)).translate(_BIT_REVERSED), 0xFFFFFFFF)
+    register ^= 0xFFFFFFFF  # zlib's final complement off: the bare register, reflected
+    return int(f"{register:032b}"[::-1], 2) ^ 0xFFFFFFFF
+
+
+def _file_local(env: Mapping[str, str]) -> bytes:
+    object_id, obj, messages_out = _required(env, "__object_id", "__object", "__messages_out")
+    destination = f"/{object_id}"
+    state = _read_into(f"{obj}/parameter/state")
+    kind = remote_sum = ""
+    for key, value in _records(f"{obj}/explorer/state", 2):
+        if key == "type:":
+            kind = value
+        elif key == "cksum:":
+            remote_sum = value
+    if state not in ("present", "exists") or not os.path.isfile(f"{obj}/parameter/source"):
+        return b""
+    source = _read_into(f"{obj}/parameter/source")
+    if source == "-":
+        source = f"{obj}/stdin"
+    if not source.startswith("/") or not os.path.isfile(source):
+        raise _Decline  # the script's "does not exist" error, or a path relative to its cwd
+    size = ""
+    if kind == "file":
+        if state != "present":
+            return b""
+        if remote_sum.startswith("md5 "):
+            raise _Decline
+        try:
+            length = os.stat(source).st_size
+        except OSError:
+            raise _Decline from None
+        if length > _CKSUM_MAX:
+            raise _Decline
+        data = _read_bytes_any(source)
+        if f"{posix_cksum(data)} {len(data)}" == remote_sum:
+            return b""
+        size = str(len(data))
+    if not size and source == f"{obj}/stdin":
+        size = env.get("__cdist_trio_stdin_size", "")
+    if not size:
+        try:
+            size = str(os.stat(source).st_size)  # what wc -c counts
+        except OSError:
+            raise _Decline from None
+    limit = env.get("__file_inline_limit") or "16384"
+    if not (_small_number(size) and _small_number(limit)):
+        raise _Decline  # test(1) would fail on them, or decide on numbers it cannot read
+    out: list[str] = []
+    if int(size) <= int(limit):
+        upload = f"inline {size}\n"
+    else:
+        marker = env.get("__cdist_object_marker") or ".upload"
+        host = env.get("__target_host", "")
+        if "]" not in host:
+            user, at, address = host.partition("@")
+            if at and ":" in address:
+                host = f"{user}@[{address}]"
+            elif ":" in host:
+                host = f"[{host}]"
+        remote = f"{host}:{destination}.cdist-trio{marker}"
+        out.append(f"{env.get('__remote_copy', '')} {_quote(source)} {_quote(remote)}\n")
+        upload = "copy\n"
+    return _finish(messages_out, ["upload"], out, (f"{obj}/upload", upload))
+
+
+def _small_number(text: str) -> bool:
+    """Decimal digits that every shell's test(1) reads as a number (below 2**63)."""
+    return text.isascii() and text.isdecimal() and len(text) <= 18
+
+
+def _read_bytes_any(path: str) -> bytes:
+    """A file's bytes, NUL bytes included (cksum reads them all)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        raise _Decline from None
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _CREATE_MODE)
+    with open(fd, "w", encoding=_ENCODING, errors=_ERRORS) as handle:
+        handle.write(text)
+
+
+# --- __file/gencode-remote --------------------------------------------------------------
+
+_TEXT = frozenset(b" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`"
+                  b"abcdefghijklmnopqrstuvwxyz{|}~\t\n")  # fmt: skip
+_INLINE_TEXT_MAX = 1024
+
+
+def _file_remote(env: Mapping[str, str]) -> bytes:
+    object_id, obj, messages_out = _required(env, "__object_id", "__object", "__messages_out")
+    destination = f"/{object_id}"
+    qdest = _quote(destination)
+    param = f"{obj}/parameter"
+    state = _read_into(f"{param}/state")
+    kind = owner_id = owner_name = group_id = group_name = current_mode = ""
+    for key, a, b, _ in _records(f"{obj}/explorer/state", 4):
+        if key == "type:":
+            kind = a
+        elif key == "owner:":
+            owner_id, owner_name = a, b
+        elif key == "group:":
+            group_id, group_name = a, b
+        elif key == "mode:":
+            current_mode = a
+    out: list[str] = []
+    messages: list[str] = []
+    changed = False
+    if state == "absent":
+        if kind == "file":
+            out.append(f"rm -f {qdest}\n")
+            messages.append("remove")
+            changed = True
+    elif state in ("present", "exists", "pre-exists"):
+        if state == "pre-exists" and kind != "file":
+            raise _Decline
+        target = destination
+        fresh = False
+        upload_destination = ""
+        if os.path.isfile(f"{obj}/upload"):
+            upload = _read_into(f"{obj}/upload")
+            marker = env.get("__cdist_object_marker") or ".upload"
+            upload_destination = f"{destination}.cdist-trio{marker}"
+            target = upload_destination
+            fresh = True
+            if upload != "copy":
+                out.extend(_inline_content(env, obj, upload, upload_destination))
+        elif kind != "file":
+            if kind != "none":
+                out.append(f"rm -rf {qdest}\n")
+            out.append(f": > {qdest}\n")
+            messages.append("create")
+            fresh = changed = True
+        qtarget = _quote(target)
+        if os.path.isfile(f"{param}/group"):
+            group = _read_into(f"{param}/group")
+            if fresh or group not in (group_id, group_name):
+                out.append(f"chgrp {_quote(group)} {qtarget}\n")
+                messages.append(f"chgrp {group}")
+                changed = True
+        if os.path.isfile(f"{param}/owner"):
+            owner = _read_into(f"{param}/owner")
+            if fresh or owner not in (owner_id, owner_name):
+                out.append(f"chown {_quote(owner)} {qtarget}\n")
+                messages.append(f"chown {owner}")
+                changed = True
+        if os.path.isfile(f"{param}/mode"):
+            mode = _read_into(f"{param}/mode")
+            wanted = _wanted_mode(mode)
+            if fresh or wanted != current_mode:
+                out.append(f"chmod {wanted} {qtarget}\n")
+                messages.append(f"chmod {mode}")
+                changed = True
+        if upload_destination:
+            if kind not in ("file", "none"):
+                out.append(f"rm -rf {qdest}\n")
+            out.append(f"mv -f {qtarget} {qdest}\n")
+            changed = True
+    else:
+        raise _Decline
+    if changed and os.path.isfile(f"{param}/onchange"):
+        out.append(_text(_read_bytes(f"{param}/onchange")))  # cat: verbatim
+    return _finish(messages_out, messages, out)
+
+
+def _inline_content(
+    env: Mapping[str, str], obj: str, upload: str, upload_destination: str
+) -> list[str]:
+    """The ``{ : ... } > upload`` lines for short text; other content (od) declines."""
+    size = upload.removeprefix("inline ")
+    if not _small_number(size) or int(size) > _INLINE_TEXT_MAX:
+        raise _Decline
+    source = _read_into(f"{obj}/parameter/source")
+    if source == "-":
+        source = f"{obj}/stdin"
+    if not source.startswith("/") or not os.path.isfile(source):
+        raise _Decline
+    data = _read_bytes(source)
+    if len(data) != int(size) or not _TEXT.issuperset(data):
+        raise _Decline
+    lines = ["{ :\n"]
+    if data:
+        lines.append(f"printf %s {_quote_exact(_text(data))}\n")
+    lines.append(f"}} > {_quote(upload_destination)}\n")
+    return lines
+
+
+# --- lookup -------------------------------------------------------------------------------
+
+
+def _guarded(function: Callable[[Mapping[str, str]], bytes]) -> Twin:
+    def twin(env: Mapping[str, str]) -> bytes | None:
+        try:
+            return function(env)
+        except _Decline:
+            return None
+
+    twin.__name__ = function.__name__
+    return twin
+
+
+#: The twins by the SHA-256 of the script they stand in for (test_gencode_twins checks
+#: these are the bundled scripts' digests: change a script, and its twin with it).
+TWINS: dict[str, tuple[str, Twin]] = {
+    "f3db18e84753b4a6e2115d605f4bb6d1b7482f3ab6eb44bace12cb7da4864471": (
+        "__directory/gencode-remote",
+        _guarded(_directory_remote),
+    ),
+    "65c020da7faf311dd8c696a558fc8a1e855cba083dbad0cf99ddaee356983435": (
+        "__file/gencode-local",
+        _guarded(_file_local),
+    ),
+    "8c7c4b3e5eccfd322a38fcfdb0c62b6bc6406d41478ab62f08a8348e59081b67": (
+        "__file/gencode-remote",
+        _guarded(_file_remote),
+    ),
+}
+
+_ENABLED = os.environ.get("CDIST_TRIO_GENCODE_TWINS", "1") != "0"
+_known: dict[str, tuple[tuple[int, int, int], Twin | None]] = {}
+
+
+def twin_for(script: os.PathLike[str] | str) -> Twin | None:
+    """The twin of ``script`` if its bytes are those of a script with a twin, else None.
+    The digest is remembered per path while the file's inode, size and mtime stay."""
+    if not _ENABLED:
+        return None
+    path = os.fspath(script)
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    identity = (status.st_ino, status.st_size, status.st_mtime_ns)
+    known = _known.get(path)
+    if known is not None and known[0] == identity:
+        return known[1]
+    try:
+        with open(path, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+    entry = TWINS.get(digest)
+    twin = entry[1] if entry is not None else None
+    _known[path] = (identity, twin)
+    return twin
