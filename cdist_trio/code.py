@@ -15,7 +15,7 @@ from .errors import CommandError
 from .explorer import ExplorerSteps
 from .gencode_twins import twin_for
 from .manifest import object_error
-from .messages import message_files
+from .messages import add_messages, message_files
 from .model.objects import CdistObject
 from .process import ran_in_engine, run_local_script
 
@@ -32,14 +32,15 @@ async def generate_code(ctx: HostContext, obj: CdistObject) -> bool:
             env = stage_env.gencode_env(ctx, obj)
             stderr = obj.stderr_path / f"gencode-{kind}"
             twin = twin_for(script)
-            with message_files(ctx.workdir.messages, obj.name) as message_env:
-                env.update(message_env)
-                started = trio.current_time()
-                output = None if twin is None else twin(env)
-                if output is not None:
-                    status = 0
-                    ran_in_engine(ctx, script, stderr, env, started)
-                else:
+            started = trio.current_time()
+            done = None if twin is None else twin(env)
+            if done is not None:  # no message files: the twin hands its messages back
+                status, (output, messages) = 0, done
+                add_messages(ctx.workdir.messages, obj.name, messages)
+                ran_in_engine(ctx, script, stderr, env, started)
+            else:
+                with message_files(ctx.workdir.messages, obj.name) as message_env:
+                    env.update(message_env)
                     status, output = await run_local_script(
                         ctx, script, env, stdout=None, stderr=stderr, capture_stdout=True
                     )

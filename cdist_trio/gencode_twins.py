@@ -3,10 +3,11 @@
 Every object of these types costs a forked shell per gencode script, and those scripts
 are most of the local CPU of a run (benchmarks/README.md).  A twin does in the engine
 what one script does, for the cases it is sure of, and gives the same result: the same
-stdout, the same lines appended to ``$__messages_out``, the same files written, exit
-status 0 and nothing on stderr.  Anything else (an error, binary or large content, a
-missing file, a checksum tool it would have to guess) and it declines, having touched
-nothing: the engine then runs the script as always.
+stdout, the same messages (the engine adds them to the host's messages itself: a twin
+needs no message files), the same files written, exit status 0 and nothing on stderr.
+Anything else (an error, binary or large content, a missing file, a checksum tool it
+would have to guess) and it declines, having touched nothing: the engine then runs the
+script as always.
 
 A twin belongs to one exact version of its script, known by its SHA-256: a conf dir's
 ``__file`` that differs by one byte (cdist's own, or an edited copy) runs as a script.
@@ -23,9 +24,10 @@ import re
 import zlib
 from collections.abc import Callable, Mapping
 
-Twin = Callable[[Mapping[str, str]], "bytes | None"]
-"""``twin(env)``: the script's stdout with its file side effects done, or None
-(declined: nothing touched)."""
+Twin = Callable[[Mapping[str, str]], "tuple[bytes, bytes] | None"]
+"""``twin(env)``: the script's stdout and what it would have written to
+``$__messages_out``, its other file side effects done; or None (declined: nothing
+touched)."""
 
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"  # bytes that are not UTF-8 pass through unchanged, as in sh
@@ -95,28 +97,16 @@ def _wanted_mode(mode: str) -> str:
 
 
 def _finish(
-    messages_out: str, messages: list[str], out: list[str], upload: tuple[str, str] | None = None
-) -> bytes:
-    """The side effects, all or nothing: ``upload`` (path, text) written, then the
-    messages appended; the stdout."""
-    try:
-        # The engine made the file; one the twin cannot append to, it leaves to the script.
-        fd = os.open(messages_out, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC) if messages else -1
-    except OSError:
-        raise _Decline from None
-    try:
-        if upload is not None:
-            try:
-                _write(*upload)
-            except OSError:
-                raise _Decline from None
-        if messages:
-            text = "".join(f"{line}\n" for line in messages)
-            os.write(fd, text.encode(_ENCODING, _ERRORS))
-    finally:
-        if fd >= 0:
-            os.close(fd)
-    return "".join(out).encode(_ENCODING, _ERRORS)
+    messages: list[str], out: list[str], upload: tuple[str, str] | None = None
+) -> tuple[bytes, bytes]:
+    """``upload`` (path, text) written; the stdout and the messages."""
+    if upload is not None:
+        try:
+            _write(*upload)
+        except OSError:
+            raise _Decline from None
+    written = "".join(f"{line}\n" for line in messages)
+    return "".join(out).encode(_ENCODING, _ERRORS), written.encode(_ENCODING, _ERRORS)
 
 
 def _required(env: Mapping[str, str], *names: str) -> list[str]:
@@ -129,8 +119,8 @@ def _required(env: Mapping[str, str], *names: str) -> list[str]:
 # --- __directory/gencode-remote ---------------------------------------------------------
 
 
-def _directory_remote(env: Mapping[str, str]) -> bytes:
-    object_id, obj, messages_out = _required(env, "__object_id", "__object", "__messages_out")
+def _directory_remote(env: Mapping[str, str]) -> tuple[bytes, bytes]:
+    object_id, obj = _required(env, "__object_id", "__object")
     destination = f"/{object_id}"
     qdest = _quote(destination)
     param = f"{obj}/parameter"
@@ -156,7 +146,7 @@ def _directory_remote(env: Mapping[str, str]) -> bytes:
         if kind == "directory":
             out.append(f"rm -rf {qdest}\n")
             messages.append("remove")
-        return _finish(messages_out, messages, out)
+        return _finish(messages, out)
     if state not in ("present", "exists", "pre-exists"):
         raise _Decline
     fresh = False
@@ -202,7 +192,7 @@ def _directory_remote(env: Mapping[str, str]) -> bytes:
         else:
             out.append(f"mkdir -m {create_mode} {qdest}\n")
     out.append(code)
-    return _finish(messages_out, messages, out)
+    return _finish(messages, out)
 
 
 # --- __file/gencode-local ---------------------------------------------------------------
@@ -225,8 +215,8 @@ def posix_cksum(data: bytes) -> int:
     return int(f"{register:032b}"[::-1], 2) ^ 0xFFFFFFFF
 
 
-def _file_local(env: Mapping[str, str]) -> bytes:
-    object_id, obj, messages_out = _required(env, "__object_id", "__object", "__messages_out")
+def _file_local(env: Mapping[str, str]) -> tuple[bytes, bytes]:
+    object_id, obj = _required(env, "__object_id", "__object")
     destination = f"/{object_id}"
     state = _read_into(f"{obj}/parameter/state")
     kind = remote_sum = ""
@@ -236,7 +226,7 @@ def _file_local(env: Mapping[str, str]) -> bytes:
         elif key == "cksum:":
             remote_sum = value
     if state not in ("present", "exists") or not os.path.isfile(f"{obj}/parameter/source"):
-        return b""
+        return b"", b""
     source = _read_into(f"{obj}/parameter/source")
     if source == "-":
         source = f"{obj}/stdin"
@@ -245,7 +235,7 @@ def _file_local(env: Mapping[str, str]) -> bytes:
     size = ""
     if kind == "file":
         if state != "present":
-            return b""
+            return b"", b""
         if remote_sum.startswith("md5 "):
             raise _Decline
         try:
@@ -256,7 +246,7 @@ def _file_local(env: Mapping[str, str]) -> bytes:
             raise _Decline
         data = _read_bytes_any(source)
         if f"{posix_cksum(data)} {len(data)}" == remote_sum:
-            return b""
+            return b"", b""
         size = str(len(data))
     if not size and source == f"{obj}/stdin":
         size = env.get("__cdist_trio_stdin_size", "")
@@ -283,7 +273,7 @@ def _file_local(env: Mapping[str, str]) -> bytes:
         remote = f"{host}:{destination}.cdist-trio{marker}"
         out.append(f"{env.get('__remote_copy', '')} {_quote(source)} {_quote(remote)}\n")
         upload = "copy\n"
-    return _finish(messages_out, ["upload"], out, (f"{obj}/upload", upload))
+    return _finish(["upload"], out, (f"{obj}/upload", upload))
 
 
 def _small_number(text: str) -> bool:
@@ -313,8 +303,8 @@ _TEXT = frozenset(b" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ
 _INLINE_TEXT_MAX = 1024
 
 
-def _file_remote(env: Mapping[str, str]) -> bytes:
-    object_id, obj, messages_out = _required(env, "__object_id", "__object", "__messages_out")
+def _file_remote(env: Mapping[str, str]) -> tuple[bytes, bytes]:
+    object_id, obj = _required(env, "__object_id", "__object")
     destination = f"/{object_id}"
     qdest = _quote(destination)
     param = f"{obj}/parameter"
@@ -386,7 +376,7 @@ def _file_remote(env: Mapping[str, str]) -> bytes:
         raise _Decline
     if changed and os.path.isfile(f"{param}/onchange"):
         out.append(_text(_read_bytes(f"{param}/onchange")))  # cat: verbatim
-    return _finish(messages_out, messages, out)
+    return _finish(messages, out)
 
 
 def _inline_content(
@@ -414,8 +404,8 @@ def _inline_content(
 # --- lookup -------------------------------------------------------------------------------
 
 
-def _guarded(function: Callable[[Mapping[str, str]], bytes]) -> Twin:
-    def twin(env: Mapping[str, str]) -> bytes | None:
+def _guarded(function: Callable[[Mapping[str, str]], tuple[bytes, bytes]]) -> Twin:
+    def twin(env: Mapping[str, str]) -> tuple[bytes, bytes] | None:
         try:
             return function(env)
         except _Decline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import locale
 import os
 import shutil
 from collections.abc import Iterator
@@ -150,14 +151,18 @@ def message_files(messages: Path, prefix: str) -> Iterator[dict[str, str]]:
         scratch.release(snapshot)
         try:
             if os.stat(path_out).st_size:  # most scripts write no message
-                with open(path_out, "r+", errors="replace") as written:
-                    lines = written.read().splitlines()
+                with open(path_out, "r+b") as written:
+                    add_messages(messages, prefix, written.read())
                     written.truncate(0)
-            else:
-                lines = []
             free.append(path_out)
         except FileNotFoundError:  # the script removed it: it wrote nothing we can read
-            lines = []
-        if lines:
-            with messages.open("a") as sink:
-                sink.write("".join(f"{prefix}:{line}\n" for line in lines))
+            pass
+
+
+def add_messages(messages: Path, prefix: str, written: bytes) -> None:
+    """Append each line a script wrote to its ``$__messages_out`` to ``messages`` as
+    ``<prefix>:<line>``, in one write (text in the locale's encoding, any line break)."""
+    lines = written.decode(locale.getpreferredencoding(False), errors="replace").splitlines()
+    if lines:
+        with messages.open("a") as sink:
+            sink.write("".join(f"{prefix}:{line}\n" for line in lines))
