@@ -42,13 +42,15 @@ def _text(data: bytes) -> str:
     return data.decode(_ENCODING, _ERRORS)
 
 
-def _read_bytes(path: str) -> bytes:
+def _read_bytes(path: str, *, nul: bool = False) -> bytes:
+    """A file's bytes; with a NUL byte only if ``nul`` (the shell's read drops them,
+    cksum reads them)."""
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError:
         raise _Decline from None
-    if b"\0" in data:  # the shell's read drops NUL bytes
+    if not nul and b"\0" in data:
         raise _Decline
     return data
 
@@ -110,10 +112,10 @@ def _finish(
 
 
 def _required(env: Mapping[str, str], *names: str) -> list[str]:
-    values = [env.get(name) for name in names]
-    if any(value is None for value in values):
-        raise _Decline
-    return values  # type: ignore[return-value]
+    try:
+        return [env[name] for name in names]
+    except KeyError:
+        raise _Decline from None
 
 
 # --- __directory/gencode-remote ---------------------------------------------------------
@@ -244,7 +246,7 @@ def _file_local(env: Mapping[str, str]) -> tuple[bytes, bytes]:
             raise _Decline from None
         if length > _CKSUM_MAX:
             raise _Decline
-        data = _read_bytes_any(source)
+        data = _read_bytes(source, nul=True)
         if f"{posix_cksum(data)} {len(data)}" == remote_sum:
             return b"", b""
         size = str(len(data))
@@ -279,15 +281,6 @@ def _file_local(env: Mapping[str, str]) -> tuple[bytes, bytes]:
 def _small_number(text: str) -> bool:
     """Decimal digits that every shell's test(1) reads as a number (below 2**63)."""
     return text.isascii() and text.isdecimal() and len(text) <= 18
-
-
-def _read_bytes_any(path: str) -> bytes:
-    """A file's bytes, NUL bytes included (cksum reads them all)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError:
-        raise _Decline from None
 
 
 def _write(path: str, text: str) -> None:
@@ -409,6 +402,8 @@ def _guarded(function: Callable[[Mapping[str, str]], tuple[bytes, bytes]]) -> Tw
         try:
             return function(env)
         except _Decline:
+            return None
+        except Exception:  # a twin's own bug never fails a host: the script decides
             return None
 
     twin.__name__ = function.__name__
