@@ -82,9 +82,9 @@ def ran_in_engine(
 ) -> None:
     """What is left to do after a script's twin did its work (`gencode_twins`): the
     script's stderr capture file, empty, as its run would have left it; the TRACE line."""
-    sink = _sink(ctx, stderr)
-    if isinstance(sink, Path):
-        os.close(os.open(sink, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600))
+    settings = ctx.settings
+    if settings.save_output_streams and not settings.quiet:  # as `_sink` decides
+        _touch(stderr)
     _trace(ctx, f"{script} (its twin, in the engine)", 0, started, env)
 
 
@@ -124,6 +124,18 @@ def _sink(ctx: HostContext, path: Path | None) -> Path | str | None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _touch(path: Path) -> None:
+    """Create ``path`` if it is missing, as a redirection to it would; its directory
+    only when there is none (it usually is there: one ``mkdir`` fewer per script)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o600)
+    os.close(fd)
 
 
 def _sourced_errexit(ctx: HostContext, script: Path, allow_direct: bool) -> bool | None:

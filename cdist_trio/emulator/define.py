@@ -130,7 +130,7 @@ def _store_parameters(
     """
     if not cdist_object.exists():
         cdist_object.create()
-        cdist_object.write_parameters(params)
+        cdist_object.write_parameters(params, fresh=True)
     elif env.override:
         cdist_object.write_parameters(params)
     else:

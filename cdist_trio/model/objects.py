@@ -127,16 +127,20 @@ class CdistObject:
                 result[name] = lines[0] if lines else ""
         return result
 
-    def write_parameters(self, params: Mapping[str, ParameterValue]) -> None:
+    def write_parameters(
+        self, params: Mapping[str, ParameterValue], *, fresh: bool = False
+    ) -> None:
         """Replace the whole parameter set with ``params`` (§6.3 steps 6 and 7).
 
         A list is one line per element; a scalar gets a trailing newline unless it is
-        empty or has one already, so a boolean (``""``) is an empty file.
+        empty or has one already, so a boolean (``""``) is an empty file.  ``fresh``: the
+        object was just created (`create`), so its parameter directory exists, empty.
         """
-        self.parameter_path.mkdir(parents=True, exist_ok=True)
-        for name in _visible_files(self.parameter_path):
-            if name not in params:
-                (self.parameter_path / name).unlink()
+        if not fresh:
+            self.parameter_path.mkdir(parents=True, exist_ok=True)
+            for name in _visible_files(self.parameter_path):
+                if name not in params:
+                    (self.parameter_path / name).unlink()
         for name, value in params.items():
             if isinstance(value, list):
                 content = "".join(f"{item}\n" for item in value)

@@ -56,6 +56,10 @@ printf 'from stdin\\n' | __file {q(t / "piped")} --source -
     assert f"__file{app}/motd:upload" in messages
     assert f"__directory{app}:create" in messages
     assert f"INFO: localhost: Processing __file{app}/motd\n" in first.stdout
+    # each gencode script left its (empty) stderr capture, twin or not, as in cdist
+    for name in (f"__file{app}/motd", f"__directory{app}"):
+        assert cache.read(name, "stderr/gencode-remote") == "", name
+    assert cache.read(f"__file{app}/motd", "stderr/gencode-local") == ""
 
     second = scenario.config(manifest, "-v").ok()
     cache = second.cache()
