@@ -561,7 +561,7 @@ def script_path(key: str) -> Path:
     return TYPES / type_name / name
 
 
-def compare(case: Case, root: Path) -> str | None:
+def compare(case: Case, root: Path, shell: Sequence[str] = ("/bin/sh",)) -> str | None:
     """Run the script and the twin on ``case``; return "declined" or a failure text,
     or None when both did the same."""
     script = script_path(case.script)
@@ -572,7 +572,7 @@ def compare(case: Case, root: Path) -> str | None:
     env = lay_out(case, root)
     pristine = snapshot(root)
     proc = subprocess.run(
-        ["/bin/sh", "-e", str(script)],
+        [*shell, "-e", str(script)],
         env=env,
         capture_output=True,
         stdin=subprocess.DEVNULL,
@@ -611,11 +611,13 @@ def compare(case: Case, root: Path) -> str | None:
     return None
 
 
-def run_all(cases: list[Case], root: Path) -> tuple[int, list[str]]:
+def run_all(
+    cases: list[Case], root: Path, shell: Sequence[str] = ("/bin/sh",)
+) -> tuple[int, list[str]]:
     declined = 0
     failures: list[str] = []
     for case in cases:
-        result = compare(case, root)
+        result = compare(case, root, shell)
         if result == "declined":
             declined += 1
         elif result is not None:
@@ -644,6 +646,27 @@ def test_twin_matches_script(
     assert not failures, report(failures)
     # a twin that declines (nearly) everything would pass the comparisons above
     assert declined <= 0.7 * len(cases), f"{declined} of {len(cases)} cases declined"
+
+
+def _other_shells() -> list[list[str]]:
+    """POSIX shells besides dash that a machine may have as /bin/sh."""
+    shells = []
+    if shutil.which("bash"):
+        shells.append(["bash", "--posix"])
+    if shutil.which("busybox"):
+        shells.append(["busybox", "sh"])
+    return shells
+
+
+@pytest.mark.parametrize("shell", _other_shells(), ids=lambda shell: shell[0])
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_twin_matches_script_under_other_shells(
+    script: str, shell: list[str], tmp_path: Path
+) -> None:
+    # The twin answers for the script whatever /bin/sh is (bash on some systems, busybox
+    # ash on small ones): every third case of the matrix, under each.
+    _, failures = run_all(matrix(script)[::3], tmp_path / "case", shell)
+    assert not failures, report(failures)
 
 
 COMMON = b"benchmark content 1\n"
