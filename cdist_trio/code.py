@@ -22,6 +22,7 @@ from .process import ran_in_engine, run_local_script
 
 async def generate_code(ctx: HostContext, obj: CdistObject) -> bool:
     """Run both gencode scripts (local first, also in a dry run); True if any code."""
+    generated = False
     for kind, script in (
         ("local", obj.cdist_type.gencode_local),
         ("remote", obj.cdist_type.gencode_remote),
@@ -48,7 +49,9 @@ async def generate_code(ctx: HostContext, obj: CdistObject) -> bool:
                 raise object_error(obj, f"{script}: gencode-{kind} exited with status {status}")
             code = output.decode(errors="replace")
         obj.write_code(f"code-{kind}", code)
-    return bool(obj.code_local or obj.code_remote)
+        # as `obj.code_local` would read it back (universal newlines, trailing ones off)
+        generated = generated or bool(code.replace("\r", "\n").rstrip("\n"))
+    return generated
 
 
 async def run_code(ctx: HostContext, obj: CdistObject) -> None:

@@ -24,6 +24,8 @@ import re
 import zlib
 from collections.abc import Callable, Mapping
 
+from .model.smallfiles import read_bytes, write_bytes
+
 Twin = Callable[[Mapping[str, str]], "tuple[bytes, bytes] | None"]
 """``twin(env)``: the script's stdout and what it would have written to
 ``$__messages_out``, its other file side effects done; or None (declined: nothing
@@ -46,8 +48,7 @@ def _read_bytes(path: str, *, nul: bool = False) -> bytes:
     """A file's bytes; with a NUL byte only if ``nul`` (the shell's read drops them,
     cksum reads them)."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_bytes(path)
     except OSError:
         raise _Decline from None
     if not nul and b"\0" in data:
@@ -284,9 +285,7 @@ def _small_number(text: str) -> bool:
 
 
 def _write(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _CREATE_MODE)
-    with open(fd, "w", encoding=_ENCODING, errors=_ERRORS) as handle:
-        handle.write(text)
+    write_bytes(path, text.encode(_ENCODING, _ERRORS), _CREATE_MODE)
 
 
 # --- __file/gencode-remote --------------------------------------------------------------

@@ -163,7 +163,11 @@ def _save_stdin(path: Path, stdin: BinaryIO) -> None:
     --source -` uploads this file, and the copy keeps its mode.
     """
     path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "wb") as target:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
         while chunk := stdin.read(_STDIN_CHUNK):
-            target.write(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)

@@ -244,9 +244,7 @@ class CdistObject:
             return
         if not code.endswith("\n"):
             code += "\n"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as stream:
-            stream.write(code)
+        write_text(path, code, 0o600)
 
 
 class ObjectStore:

@@ -39,9 +39,10 @@ def read_text(path: Path | str) -> str:
     return text
 
 
-def write_bytes(path: Path | str, data: bytes) -> None:
-    """Create or truncate ``path`` and write ``data``, as ``Path.write_bytes``."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+def write_bytes(path: Path | str, data: bytes, mode: int = 0o666) -> None:
+    """Create or truncate ``path`` and write ``data``, as ``Path.write_bytes``; a file
+    created gets ``mode`` minus the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
         while view:
@@ -50,6 +51,6 @@ def write_bytes(path: Path | str, data: bytes) -> None:
         os.close(fd)
 
 
-def write_text(path: Path | str, text: str) -> None:
+def write_text(path: Path | str, text: str, mode: int = 0o666) -> None:
     """Create or truncate ``path`` and write ``text``, as ``Path.write_text``."""
-    write_bytes(path, text.encode(locale.getpreferredencoding(False)))
+    write_bytes(path, text.encode(locale.getpreferredencoding(False)), mode)
