@@ -23,6 +23,7 @@ import os
 import re
 import zlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 from .model.smallfiles import read_bytes, write_bytes
 
@@ -119,6 +120,54 @@ def _required(env: Mapping[str, str], *names: str) -> list[str]:
         raise _Decline from None
 
 
+@dataclass
+class _Explored:
+    """The ``<key>: <value>`` lines of a ``state`` explorer that gencode-remote reads."""
+
+    kind: str = ""
+    owner: tuple[str, str] = ("", "")
+    group: tuple[str, str] = ("", "")
+    mode: str = ""
+    mismatch: frozenset[str] = frozenset()
+    """``owner``/``group``: some file below differs (``__directory --recursive``)."""
+
+
+def _explored(obj: str) -> _Explored:
+    found = _Explored()
+    mismatch = set()
+    for key, a, b, _ in _records(f"{obj}/explorer/state", 4):
+        if key == "type:":
+            found.kind = a
+        elif key == "owner:":
+            found.owner = (a, b)
+        elif key == "group:":
+            found.group = (a, b)
+        elif key == "mode:":
+            found.mode = a
+        elif key == "mismatch:":
+            mismatch.add(a)
+    found.mismatch = frozenset(mismatch)
+    return found
+
+
+def _ownership(
+    param: str, found: _Explored, fresh: bool, target: str, messages: list[str], recursive: str = ""
+) -> list[str]:
+    """chgrp, then chown of ``target`` (quoted) where the parameter asks for another
+    group or owner than the explorer saw (by id or name), or for a fresh file."""
+    lines = []
+    for name, command, current in (
+        ("group", "chgrp", found.group),
+        ("owner", "chown", found.owner),
+    ):
+        if os.path.isfile(f"{param}/{name}"):
+            value = _read_into(f"{param}/{name}")
+            if fresh or value not in current or name in found.mismatch:
+                lines.append(f"{command}{recursive} {_quote(value)} {target}\n")
+                messages.append(f"{command} {value}")
+    return lines
+
+
 # --- __directory/gencode-remote ---------------------------------------------------------
 
 
@@ -128,20 +177,8 @@ def _directory_remote(env: Mapping[str, str]) -> tuple[bytes, bytes]:
     qdest = _quote(destination)
     param = f"{obj}/parameter"
     state = _read_into(f"{param}/state")
-    kind = owner_id = owner_name = group_id = group_name = current_mode = ""
-    mismatch_owner = mismatch_group = False
-    for key, a, b, _ in _records(f"{obj}/explorer/state", 4):
-        if key == "type:":
-            kind = a
-        elif key == "owner:":
-            owner_id, owner_name = a, b
-        elif key == "group:":
-            group_id, group_name = a, b
-        elif key == "mode:":
-            current_mode = a
-        elif key == "mismatch:":
-            mismatch_owner = mismatch_owner or a == "owner"
-            mismatch_group = mismatch_group or a == "group"
+    found = _explored(obj)
+    kind = found.kind
     recursive = " -R" if os.path.isfile(f"{param}/recursive") else ""
     out: list[str] = []
     messages: list[str] = []
@@ -161,22 +198,12 @@ def _directory_remote(env: Mapping[str, str]) -> tuple[bytes, bytes]:
             messages.append("remove non directory")
         messages.append("create")
         fresh = True
-    code = ""
-    if os.path.isfile(f"{param}/group"):
-        group = _read_into(f"{param}/group")
-        if fresh or group not in (group_id, group_name) or mismatch_group:
-            code += f"chgrp{recursive} {_quote(group)} {qdest}\n"
-            messages.append(f"chgrp {group}")
-    if os.path.isfile(f"{param}/owner"):
-        owner = _read_into(f"{param}/owner")
-        if fresh or owner not in (owner_id, owner_name) or mismatch_owner:
-            code += f"chown{recursive} {_quote(owner)} {qdest}\n"
-            messages.append(f"chown {owner}")
+    code = "".join(_ownership(param, found, fresh, qdest, messages, recursive))
     create_mode = ""
     if os.path.isfile(f"{param}/mode"):
         mode = _read_into(f"{param}/mode")
         wanted = _wanted_mode(mode)
-        if fresh or wanted != current_mode:
+        if fresh or wanted != found.mode:
             # mkdir -m when nothing follows that could clear setuid/setgid bits
             if fresh and (wanted[0] in "01" or not code):
                 create_mode = wanted
@@ -301,16 +328,10 @@ def _file_remote(env: Mapping[str, str]) -> tuple[bytes, bytes]:
     qdest = _quote(destination)
     param = f"{obj}/parameter"
     state = _read_into(f"{param}/state")
-    kind = owner_id = owner_name = group_id = group_name = current_mode = ""
-    for key, a, b, _ in _records(f"{obj}/explorer/state", 4):
-        if key == "type:":
-            kind = a
-        elif key == "owner:":
-            owner_id, owner_name = a, b
-        elif key == "group:":
-            group_id, group_name = a, b
-        elif key == "mode:":
-            current_mode = a
+    found = _explored(obj)
+    if found.mismatch:
+        found = replace(found, mismatch=frozenset())  # __file's gencode has no such line
+    kind = found.kind
     out: list[str] = []
     messages: list[str] = []
     changed = False
@@ -340,22 +361,13 @@ def _file_remote(env: Mapping[str, str]) -> tuple[bytes, bytes]:
             messages.append("create")
             fresh = changed = True
         qtarget = _quote(target)
-        if os.path.isfile(f"{param}/group"):
-            group = _read_into(f"{param}/group")
-            if fresh or group not in (group_id, group_name):
-                out.append(f"chgrp {_quote(group)} {qtarget}\n")
-                messages.append(f"chgrp {group}")
-                changed = True
-        if os.path.isfile(f"{param}/owner"):
-            owner = _read_into(f"{param}/owner")
-            if fresh or owner not in (owner_id, owner_name):
-                out.append(f"chown {_quote(owner)} {qtarget}\n")
-                messages.append(f"chown {owner}")
-                changed = True
+        ownership = _ownership(param, found, fresh, qtarget, messages)
+        out.extend(ownership)
+        changed = changed or bool(ownership)
         if os.path.isfile(f"{param}/mode"):
             mode = _read_into(f"{param}/mode")
             wanted = _wanted_mode(mode)
-            if fresh or wanted != current_mode:
+            if fresh or wanted != found.mode:
                 out.append(f"chmod {wanted} {qtarget}\n")
                 messages.append(f"chmod {mode}")
                 changed = True

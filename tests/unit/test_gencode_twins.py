@@ -256,6 +256,22 @@ DIR_EXPLORERS: list[str | None] = [
     None,
 ]
 
+_FILE_DIMS: dict[str, list[Any]] = {
+    "state": list(STATES),
+    "explorer": list(FILE_EXPLORERS),
+    "source": list(SOURCES),
+    "content": list(CONTENTS),
+    "owner": list(OWNERS),
+    "mode": list(MODES),
+    "upload": list(UPLOADS),
+    "object_id": list(OBJECT_IDS),
+    "messages": list(MESSAGES),
+    "marker": list(MARKERS),
+    "stdin_size": list(STDIN_SIZES),
+    "inline_limit": list(INLINE_LIMITS),
+    "target_host": list(HOSTS),
+}
+
 #: every dimension a random case may take, per script
 DIMS: dict[str, dict[str, list[Any]]] = {
     "dir-remote": {
@@ -270,38 +286,8 @@ DIMS: dict[str, dict[str, list[Any]]] = {
         "messages": list(MESSAGES),
         "marker": list(MARKERS),
     },
-    "file-local": {
-        "state": list(STATES),
-        "explorer": list(FILE_EXPLORERS),
-        "source": list(SOURCES),
-        "content": list(CONTENTS),
-        "owner": list(OWNERS),
-        "mode": list(MODES),
-        "upload": list(UPLOADS),
-        "object_id": list(OBJECT_IDS),
-        "messages": list(MESSAGES),
-        "marker": list(MARKERS),
-        "stdin_size": list(STDIN_SIZES),
-        "inline_limit": list(INLINE_LIMITS),
-        "target_host": list(HOSTS),
-    },
-    "file-remote": {
-        "state": list(STATES),
-        "explorer": list(FILE_EXPLORERS),
-        "source": list(SOURCES),
-        "content": list(CONTENTS),
-        "owner": list(OWNERS),
-        "group": list(OWNERS),
-        "mode": list(MODES),
-        "upload": list(UPLOADS),
-        "onchange": list(ONCHANGES),
-        "object_id": list(OBJECT_IDS),
-        "messages": list(MESSAGES),
-        "marker": list(MARKERS),
-        "stdin_size": list(STDIN_SIZES),
-        "inline_limit": list(INLINE_LIMITS),
-        "target_host": list(HOSTS),
-    },
+    "file-local": dict(_FILE_DIMS),
+    "file-remote": {**_FILE_DIMS, "group": list(OWNERS), "onchange": list(ONCHANGES)},
 }
 
 RANDOM_CASES = 250
