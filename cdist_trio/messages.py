@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .model.lines import append_lines
+
 _numbers = itertools.count()
 
 
@@ -162,12 +164,5 @@ def message_files(messages: Path, prefix: str) -> Iterator[dict[str, str]]:
 def add_messages(messages: Path, prefix: str, written: bytes) -> None:
     """Append each line a script wrote to its ``$__messages_out`` to ``messages`` as
     ``<prefix>:<line>``, in one write (text in the locale's encoding, any line break)."""
-    encoding = locale.getpreferredencoding(False)
-    lines = written.decode(encoding, errors="replace").splitlines()
-    if lines:
-        text = "".join(f"{prefix}:{line}\n" for line in lines)
-        fd = os.open(messages, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        try:
-            os.write(fd, text.encode(encoding))
-        finally:
-            os.close(fd)
+    lines = written.decode(locale.getpreferredencoding(False), errors="replace").splitlines()
+    append_lines(messages, [f"{prefix}:{line}" for line in lines])
