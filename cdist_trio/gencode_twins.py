@@ -438,14 +438,13 @@ TWINS: dict[str, tuple[str, Twin]] = {
     ),
 }
 
-_ENABLED = os.environ.get("CDIST_TRIO_GENCODE_TWINS", "1") != "0"
 _known: dict[str, tuple[tuple[int, int, int], Twin | None]] = {}
 
 
 def twin_for(script: os.PathLike[str] | str) -> Twin | None:
     """The twin of ``script`` if its bytes are those of a script with a twin, else None.
     The digest is remembered per path while the file's inode, size and mtime stay."""
-    if not _ENABLED:
+    if os.environ.get("CDIST_TRIO_GENCODE_TWINS") == "0":
         return None
     path = os.fspath(script)
     try:

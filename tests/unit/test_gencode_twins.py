@@ -770,3 +770,11 @@ def test_cases_set_every_variable_the_scripts_read(tmp_path: Path) -> None:
     env = lay_out(Case("file-local", source="-", inline_limit="4"), tmp_path / "case")
     for key, names in _env_keys_used().items():
         assert names <= env.keys(), (key, names - env.keys())
+
+
+def test_twins_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    script = script_path("file-remote")
+    monkeypatch.setenv("CDIST_TRIO_GENCODE_TWINS", "0")
+    assert twin_for(script) is None
+    monkeypatch.setenv("CDIST_TRIO_GENCODE_TWINS", "1")
+    assert twin_for(script) is not None

@@ -68,6 +68,22 @@ def test_an_edited_copy_of_a_bundled_gencode_script_runs_as_a_script(
     assert "__file/gencode-remote (its twin" not in outcome.stdout
 
 
+def test_a_declining_twin_leaves_the_object_to_its_script(scenario: Scenario) -> None:
+    # Content that is not text needs od: the gencode-remote twin declines, the script
+    # runs (with its message files), and the file is byte-exact all the same.
+    path = scenario.target / "blob"
+    content = b"\x00\x01\xffbinary\n"
+    source = scenario.tmp / "blob.source"
+    source.write_bytes(content)
+    manifest = f"__file {shlex.quote(str(path))} --source {shlex.quote(str(source))}\n"
+    outcome = scenario.config(manifest, "-vvvv").ok()
+    assert path.read_bytes() == content
+    name = f"for __file{path}"
+    assert f"__file/gencode-local (its twin, in the engine) {name}" in outcome.stdout
+    assert f"__file/gencode-remote (sourced by a pooled shell) {name}" in outcome.stdout
+    assert f"__file{path}:upload" in outcome.cache().global_lines("messages")
+
+
 def test_a_failing_command_is_traced_with_its_status(scenario: Scenario) -> None:
     outcome = scenario.config("__fail x --stage code-remote\n", "-vvvv")
     assert outcome.status == 1
