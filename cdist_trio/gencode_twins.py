@@ -23,7 +23,7 @@ import os
 import re
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .model.smallfiles import read_bytes, write_bytes
 
@@ -132,7 +132,9 @@ class _Explored:
     """``owner``/``group``: some file below differs (``__directory --recursive``)."""
 
 
-def _explored(obj: str) -> _Explored:
+def _explored(obj: str, *, mismatch_lines: bool) -> _Explored:
+    """The explorer's lines as the script's ``case`` reads them (only ``__directory``'s
+    knows ``mismatch:``)."""
     found = _Explored()
     mismatch = set()
     for key, a, b, _ in _records(f"{obj}/explorer/state", 4):
@@ -144,7 +146,7 @@ def _explored(obj: str) -> _Explored:
             found.group = (a, b)
         elif key == "mode:":
             found.mode = a
-        elif key == "mismatch:":
+        elif key == "mismatch:" and mismatch_lines:
             mismatch.add(a)
     found.mismatch = frozenset(mismatch)
     return found
@@ -177,7 +179,7 @@ def _directory_remote(env: Mapping[str, str]) -> tuple[bytes, bytes]:
     qdest = _quote(destination)
     param = f"{obj}/parameter"
     state = _read_into(f"{param}/state")
-    found = _explored(obj)
+    found = _explored(obj, mismatch_lines=True)
     kind = found.kind
     recursive = " -R" if os.path.isfile(f"{param}/recursive") else ""
     out: list[str] = []
@@ -328,9 +330,7 @@ def _file_remote(env: Mapping[str, str]) -> tuple[bytes, bytes]:
     qdest = _quote(destination)
     param = f"{obj}/parameter"
     state = _read_into(f"{param}/state")
-    found = _explored(obj)
-    if found.mismatch:
-        found = replace(found, mismatch=frozenset())  # __file's gencode has no such line
+    found = _explored(obj, mismatch_lines=False)
     kind = found.kind
     out: list[str] = []
     messages: list[str] = []
