@@ -84,6 +84,80 @@ def _cached_parser(cdist_type: CdistType) -> _Parser:
     return build_parser(cdist_type)
 
 
+_SINGLE, _MULTIPLE, _BOOLEAN = range(3)
+
+
+@functools.lru_cache(maxsize=512)
+def _options(cdist_type: CdistType) -> dict[str, tuple[str, int]]:
+    """``--name`` → (dest, kind) of every parameter; built after the parser, which
+    refuses conflicting definitions first."""
+    _cached_parser(cdist_type)
+    options = {}
+    for names, kind in (
+        (cdist_type.required, _SINGLE),
+        (cdist_type.required_multiple, _MULTIPLE),
+        (cdist_type.optional, _SINGLE),
+        (cdist_type.optional_multiple, _MULTIPLE),
+        (cdist_type.boolean, _BOOLEAN),
+    ):
+        for name in names:
+            options[f"--{name}"] = (name, kind)
+    return options
+
+
+def _parse_common(cdist_type: CdistType, argv: list[str]) -> dict[str, Any] | None:
+    """argparse's namespace for the common command line, or None to let argparse decide.
+
+    Common: every option word is a parameter's exact name, each value is the next word
+    and does not start with ``-`` (``-`` itself is a value), at most one object id, and
+    every required parameter given.  Anything else (abbreviations, ``--name=value``,
+    ``--``, values that look like options or negative numbers, errors) goes to argparse,
+    whose rules for those are subtle; for the common form the result is the same
+    (tests/unit/test_emulator_arguments.py compares the two).
+    """
+    options = _options(cdist_type)
+    namespace: dict[str, Any] = {dest: None for dest, _ in options.values()}
+    object_id: str | None = None
+    index, count = 0, len(argv)
+    while index < count:
+        word = argv[index]
+        index += 1
+        if not word.startswith("-"):
+            if object_id is not None or cdist_type.singleton:
+                return None
+            object_id = word
+            continue
+        option = options.get(word)
+        if option is None:
+            return None
+        dest, kind = option
+        if kind == _BOOLEAN:
+            namespace[dest] = ""
+            continue
+        if index == count:
+            return None
+        value = argv[index]
+        index += 1
+        if value.startswith("-") and value != "-":
+            return None
+        if kind == _MULTIPLE:
+            values = namespace[dest]
+            if values is None:
+                namespace[dest] = [value]
+            else:
+                values.append(value)
+        else:
+            namespace[dest] = value
+    if not cdist_type.singleton:
+        if object_id is None:
+            return None
+        namespace[_OBJECT_ID] = [object_id]
+    for name in (*cdist_type.required, *cdist_type.required_multiple):
+        if namespace[name] is None:
+            return None
+    return namespace
+
+
 def parse_arguments(
     cdist_type: CdistType, argv: list[str], err: TextIO | None = None
 ) -> tuple[str, dict[str, ParameterValue]]:
@@ -93,15 +167,17 @@ def parse_arguments(
     an optional's default is its file stripped, an optional_multiple's the stripped file
     split on newlines; a boolean given is ``""``.
     """
-    parser = _cached_parser(cdist_type)
-    # One parser per type definition, shared by every call (building one costs more
-    # than parsing); its message stream is the caller's, so one call at a time.
-    with _PARSER_LOCK:
-        parser._err = err
-        try:
-            namespace = vars(parser.parse_args(argv))
-        finally:
-            parser._err = None
+    namespace = _parse_common(cdist_type, argv)
+    if namespace is None:
+        parser = _cached_parser(cdist_type)
+        # One parser per type definition, shared by every call (building one costs more
+        # than parsing); its message stream is the caller's, so one call at a time.
+        with _PARSER_LOCK:
+            parser._err = err
+            try:
+                namespace = vars(parser.parse_args(argv))
+            finally:
+                parser._err = None
     object_id_list = namespace.pop(_OBJECT_ID, None)
     object_id = object_id_list[0] if object_id_list else ""
     defaults = cdist_type.defaults

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import random
 from typing import TYPE_CHECKING
 
 import pytest
+
+from cdist_trio.emulator import arguments
+from cdist_trio.model.cdist_type import CdistType, TypeRegistry
 
 if TYPE_CHECKING:
     from conftest import EmulatorSite
@@ -156,3 +161,81 @@ def test_emulator_arguments_duplicate_parameter_definition_is_user_error(
     assert site.run("__dup", "a") == 1
     err = capsys.readouterr().err
     assert err.startswith("ERROR: target.example: Invalid parameter definition of type __dup:")
+
+
+def _both(cdist_type: CdistType, argv: list[str]) -> tuple[object, object]:
+    """The common-form parser's namespace, and argparse's (or its exit status)."""
+    fast = arguments._parse_common(cdist_type, argv)
+    parser = arguments.build_parser(cdist_type, err=io.StringIO())
+    try:
+        slow: object = vars(parser.parse_args(argv))
+    except arguments.UsageError as error:
+        slow = ("usage error", error.status)
+    return fast, slow
+
+
+def test_emulator_arguments_common_form_parses_as_argparse(
+    site_with_types: EmulatorSite,
+) -> None:
+    """Whenever the common-form parser answers, argparse gives the same namespace; for
+    anything else it steps aside.  Random command lines over a vocabulary of exact and
+    abbreviated options, ``=`` forms, values that look like options, ``--``."""
+    types = TypeRegistry(site_with_types.type_base)
+    words = [
+        "--name", "--tag", "--state", "--option", "--force", "--purge", "--nam", "--st",
+        "--name=n", "--unknown", "--", "-", "-1", "-x", "", "x", "a b", "p", "--force=1",
+        "value", "-n",
+    ]  # fmt: skip
+    rng = random.Random(7)
+    answered = 0
+    for type_name in ("__pkg", "__single"):
+        cdist_type = types.get(type_name)
+        for _ in range(3000):
+            argv = [rng.choice(words) for _ in range(rng.randrange(0, 9))]
+            fast, slow = _both(cdist_type, argv)
+            if fast is not None:
+                answered += 1
+                assert fast == slow, argv
+    assert answered > 50  # the vocabulary reaches the common form often enough
+
+
+@pytest.mark.parametrize(
+    ("type_name", "argv"),
+    [
+        ("__pkg", ["p", "--name", "n", "--tag", "t"]),
+        ("__pkg", ["--name", "n", "--tag", "t", "--tag", "u", "p", "--force"]),
+        ("__pkg", ["p", "--name", "", "--tag", "-", "--option", "a b", "--state", "x"]),
+        ("__single", ["--value", "v"]),
+        ("__single", []),
+    ],
+)
+def test_emulator_arguments_common_form_is_taken(
+    site_with_types: EmulatorSite, type_name: str, argv: list[str]
+) -> None:
+    """The usual type calls never build argparse's namespace (the emulator's hot path),
+    and mean what argparse says they mean."""
+    cdist_type = TypeRegistry(site_with_types.type_base).get(type_name)
+    fast, slow = _both(cdist_type, argv)
+    assert fast is not None
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["p", "--name", "n"],  # a required multiple missing
+        ["p", "q", "--name", "n", "--tag", "t"],  # two object ids
+        ["--name", "n", "--tag", "t"],  # no object id
+        ["p", "--name", "--tag", "t"],  # a value that is an option
+        ["p", "--name", "n", "--tag", "t", "--nam", "m"],  # an abbreviation
+        ["p", "--name=n", "--tag", "t"],
+        ["p", "--name", "n", "--tag", "-1"],
+        ["p", "--name", "n", "--tag", "t", "--"],
+        ["p", "--name", "n", "--tag"],  # a value missing
+    ],
+)
+def test_emulator_arguments_uncommon_forms_go_to_argparse(
+    site_with_types: EmulatorSite, argv: list[str]
+) -> None:
+    cdist_type = TypeRegistry(site_with_types.type_base).get("__pkg")
+    assert arguments._parse_common(cdist_type, argv) is None
