@@ -139,7 +139,7 @@ class BatchResult:
         return None
 
 
-def build_payload(files: Sequence[tuple[Path, str, int]]) -> bytes:
+def build_payload(files: Sequence[tuple[Path | str, str, int]]) -> bytes:
     """A tar of local files at paths relative to ``$R``, with the given modes; every
     directory they need comes first, mode 0700."""
     made: dict[str, None] = {}
@@ -230,7 +230,7 @@ def _chunks(steps: Sequence[Step]) -> list[list[Step]]:
 async def run_batch(
     remote: Remote,
     remote_base: str,
-    files: Sequence[tuple[Path, str, int]],
+    files: Sequence[tuple[Path | str, str, int]],
     steps: Sequence[Step],
     *,
     stop_on_failure: bool,
@@ -278,7 +278,7 @@ def _trace_steps(
 async def _run_chunk(
     remote: Remote,
     remote_base: str,
-    files: Sequence[tuple[Path, str, int]],
+    files: Sequence[tuple[Path | str, str, int]],
     steps: Sequence[Step],
     *,
     stop_on_failure: bool,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import trio
 
@@ -109,8 +110,8 @@ async def run_code_remote_batch(
         if then is not None:
             then.finish(sent=False)
         return {}
-    files = [
-        (o.path / "code-remote", f"object/{o.relative_path}/code-remote", 0o600) for o in objects
+    files: list[tuple[Path | str, str, int]] = [
+        (o.file("code-remote"), f"object/{o.relative_path}/code-remote", 0o600) for o in objects
     ]
     shell = ctx.settings.remote_shell
     steps = [

@@ -165,7 +165,7 @@ def gencode_env(ctx: HostContext, obj: CdistObject) -> dict[str, str]:
     env["__type"] = str(obj.cdist_type.path)
     env.update(_dry_run(ctx))
     with contextlib.suppress(OSError):  # no stdin
-        env[STDIN_SIZE] = str(os.stat(obj.stdin_path).st_size)
+        env[STDIN_SIZE] = str(os.stat(obj.file("stdin")).st_size)
     return env
 
 

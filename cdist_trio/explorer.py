@@ -6,6 +6,7 @@ type are prepared at the same time: the first one transfers, the others wait for
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -177,7 +178,7 @@ class ExplorerSteps:
     explorers not sent yet, every object's parameters) and one step per explorer."""
 
     objects: list[CdistObject]
-    files: list[tuple[Path, str, int]]
+    files: list[tuple[Path | str, str, int]]
     steps: list[Step]
     sending: dict[str, trio.Event]
     """The types whose explorers this batch carries, and their `transferred_types`
@@ -206,7 +207,7 @@ def type_explorer_steps(
     ``wait_for``); with ``wait_for=None`` such objects are left out instead.
     """
     chosen: list[CdistObject] = []
-    files: list[tuple[Path, str, int]] = []
+    files: list[tuple[Path | str, str, int]] = []
     sending: dict[str, trio.Event] = {}
     for obj in objects:
         cdist_type = obj.cdist_type
@@ -230,11 +231,11 @@ def type_explorer_steps(
         return None
     steps: list[Step] = []
     for obj in chosen:
-        if obj.parameter_path.is_dir():
-            files.extend(
-                (p, f"object/{obj.relative_path}/parameter/{p.name}", 0o600)
-                for p in sorted(obj.parameter_path.iterdir())
-            )
+        parameters = obj.file("parameter")
+        files.extend(
+            (f"{parameters}/{name}", f"object/{obj.relative_path}/parameter/{name}", 0o600)
+            for name in _entries(parameters)
+        )
         env = stage_env.type_explorer_env(ctx, obj)
         cdist_type = obj.cdist_type
         remote_dir = ctx.remote_type_explorer_dir(cdist_type.name)
@@ -341,3 +342,11 @@ async def run_type_explorers(ctx: HostContext, obj: CdistObject) -> None:
             raise _type_explorer_error(ctx, obj, name, exc.exit_status) from exc
         _explorer_stderr(ctx, result.stderr)
         _store_explorer_output(obj, name, result.stdout)
+
+
+def _entries(directory: str) -> list[str]:
+    """The names in ``directory``, sorted; none when it does not exist."""
+    try:
+        return sorted(entry.name for entry in os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []

@@ -58,10 +58,23 @@ def _read_bytes(path: str, *, nul: bool = False) -> bytes:
 
 
 def _read_into(path: str) -> str:
-    """The scripts' ``read_into``: the file's content without its trailing newlines."""
-    if not os.path.isfile(path):
-        raise _Decline  # the script lets cat fail (and exits)
+    """The scripts' ``read_into``: the file's content without its trailing newlines.
+    A missing file declines: the script lets cat fail (and exits)."""
     return _text(_read_bytes(path)).rstrip("\n")
+
+
+def _optional_into(path: str) -> str | None:
+    """``if [ -f path ]; then read_into ...; fi``: None when there is no such file (one
+    ``open`` instead of a ``stat`` and an ``open``; a directory declines)."""
+    try:
+        data = read_bytes(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        raise _Decline from None
+    if b"\0" in data:
+        raise _Decline
+    return _text(data).rstrip("\n")
 
 
 def _quote(value: str) -> str:
@@ -162,11 +175,10 @@ def _ownership(
         ("group", "chgrp", found.group),
         ("owner", "chown", found.owner),
     ):
-        if os.path.isfile(f"{param}/{name}"):
-            value = _read_into(f"{param}/{name}")
-            if fresh or value not in current or name in found.mismatch:
-                lines.append(f"{command}{recursive} {_quote(value)} {target}\n")
-                messages.append(f"{command} {value}")
+        value = _optional_into(f"{param}/{name}")
+        if value is not None and (fresh or value not in current or name in found.mismatch):
+            lines.append(f"{command}{recursive} {_quote(value)} {target}\n")
+            messages.append(f"{command} {value}")
     return lines
 
 
@@ -202,8 +214,8 @@ def _directory_remote(env: Mapping[str, str]) -> tuple[bytes, bytes]:
         fresh = True
     code = "".join(_ownership(param, found, fresh, qdest, messages, recursive))
     create_mode = ""
-    if os.path.isfile(f"{param}/mode"):
-        mode = _read_into(f"{param}/mode")
+    mode = _optional_into(f"{param}/mode")
+    if mode is not None:
         wanted = _wanted_mode(mode)
         if fresh or wanted != found.mode:
             # mkdir -m when nothing follows that could clear setuid/setgid bits
@@ -257,9 +269,11 @@ def _file_local(env: Mapping[str, str]) -> tuple[bytes, bytes]:
             kind = value
         elif key == "cksum:":
             remote_sum = value
-    if state not in ("present", "exists") or not os.path.isfile(f"{obj}/parameter/source"):
+    if state not in ("present", "exists"):
         return b"", b""
-    source = _read_into(f"{obj}/parameter/source")
+    source = _optional_into(f"{obj}/parameter/source")
+    if source is None:
+        return b"", b""
     if source == "-":
         source = f"{obj}/stdin"
     if not source.startswith("/") or not os.path.isfile(source):
@@ -346,8 +360,8 @@ def _file_remote(env: Mapping[str, str]) -> tuple[bytes, bytes]:
         target = destination
         fresh = False
         upload_destination = ""
-        if os.path.isfile(f"{obj}/upload"):
-            upload = _read_into(f"{obj}/upload")
+        upload = _optional_into(f"{obj}/upload")
+        if upload is not None:
             marker = env.get("__cdist_object_marker") or ".upload"
             upload_destination = f"{destination}.cdist-trio{marker}"
             target = upload_destination
@@ -364,8 +378,8 @@ def _file_remote(env: Mapping[str, str]) -> tuple[bytes, bytes]:
         ownership = _ownership(param, found, fresh, qtarget, messages)
         out.extend(ownership)
         changed = changed or bool(ownership)
-        if os.path.isfile(f"{param}/mode"):
-            mode = _read_into(f"{param}/mode")
+        mode = _optional_into(f"{param}/mode")
+        if mode is not None:
             wanted = _wanted_mode(mode)
             if fresh or wanted != found.mode:
                 out.append(f"chmod {wanted} {qtarget}\n")

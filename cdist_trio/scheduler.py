@@ -6,6 +6,8 @@ code), each job under the host's ``job_limiter``.  The first failure stops the h
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -239,7 +241,8 @@ class ObjectScheduler:
                 await run_type_manifest(ctx, obj)
                 self.manifest_ran(obj.name)
                 try:
-                    (obj.path / "typeorder_dep").unlink(missing_ok=True)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(obj.file("typeorder_dep"))
                     obj.state = "prepared"
                 except OSError as exc:
                     raise object_error(obj, str(exc)) from exc

@@ -5,6 +5,7 @@ All of it runs under the object's lock; shared files are written by single appen
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,7 +49,7 @@ def define_object(
     )
     with (in_process_lock if in_engine else object_lock)(path):
         order_dependency = update_order_dep_state(env)
-        _store_parameters(env, cdist_object, params)
+        fresh = _store_parameters(env, cdist_object, params)
         append_lines(env.global_path / "typeorder", [cdist_object.name])
         if parent is not None:
             parent.add_typeorder(cdist_object.name)
@@ -62,7 +63,7 @@ def define_object(
                     requirements.append(previous)
         cdist_object.add_source(env.manifest)
         if not _is_tty(stdin):
-            _save_stdin(cdist_object.stdin_path, stdin)
+            _save_stdin(cdist_object.file("stdin"), stdin, fresh=fresh)
         cdist_object.add_require(requirements)
         if parent is not None:
             if parent.name not in cdist_object.require:
@@ -123,15 +124,17 @@ def injected_requirement(context: list[str], require: str) -> str | None:
 
 def _store_parameters(
     env: EmulatorEnv, cdist_object: CdistObject, params: Mapping[str, ParameterValue]
-) -> None:
-    """Create the object, accept an identical re-definition, or fail on a conflict.
+) -> bool:
+    """Create the object, accept an identical re-definition, or fail on a conflict;
+    True when the object was created.
 
     With CDIST_OVERRIDE the whole parameter set is replaced, defaults re-applied.
     """
     if not cdist_object.exists():
         cdist_object.create()
         cdist_object.write_parameters(params, fresh=True)
-    elif env.override:
+        return True
+    if env.override:
         cdist_object.write_parameters(params)
     else:
         existing = cdist_object.parameters()
@@ -142,6 +145,7 @@ def _store_parameters(
                 f"{sources}: {_render(existing)}\n"
                 f"{env.manifest}: {_render(params)}"
             )
+    return False
 
 
 def _render(params: Mapping[str, ParameterValue]) -> str:
@@ -156,13 +160,16 @@ def _is_tty(stream: BinaryIO) -> bool:
         return False
 
 
-def _save_stdin(path: Path, stdin: BinaryIO) -> None:
+def _save_stdin(path: str, stdin: BinaryIO, *, fresh: bool) -> None:
     """Copy all of stdin to ``<objdir>/stdin``, replacing an earlier copy (even if empty).
 
     Mode 0600 whatever the process umask (cdist writes it under umask 077): `__file
-    --source -` uploads this file, and the copy keeps its mode.
+    --source -` uploads this file, and the copy keeps its mode.  ``fresh``: the object
+    was just created, so there is no earlier copy to remove.
     """
-    path.unlink(missing_ok=True)
+    if not fresh:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         while chunk := stdin.read(_STDIN_CHUNK):

@@ -22,7 +22,7 @@ def split_lines(text: str) -> list[str]:
     return text.split("\n")
 
 
-def read_lines(path: Path) -> list[str]:
+def read_lines(path: Path | str) -> list[str]:
     """The lines of ``path``; ``[]`` when it does not exist."""
     try:
         return split_lines(read_text(path))
@@ -30,7 +30,7 @@ def read_lines(path: Path) -> list[str]:
         return []
 
 
-def append_lines(path: Path, lines: Iterable[str]) -> None:
+def append_lines(path: Path | str, lines: Iterable[str]) -> None:
     """Append ``lines`` with a single write, so concurrent writers never interleave."""
     data = "".join(f"{line}\n" for line in lines).encode()
     if not data:
@@ -42,7 +42,7 @@ def append_lines(path: Path, lines: Iterable[str]) -> None:
         os.close(fd)
 
 
-def append_unique(path: Path, line: str) -> None:
+def append_unique(path: Path | str, line: str) -> None:
     """Append ``line`` unless present; an flock on the file makes check-and-append atomic."""
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     try:

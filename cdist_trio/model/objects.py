@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Iterable, Mapping
@@ -59,6 +60,9 @@ class CdistObject:
         self.name = f"{cdist_type.name}/{object_id}"
         self.relative_path = "/".join(part for part in (cdist_type.name, object_id, marker) if part)
         self.path = object_base / self.relative_path
+        self.directory = os.fspath(self.path)
+        """`path` as a string: the object's files are opened by name many times per run,
+        and joining strings costs a fraction of joining `Path` objects."""
 
     # The paths of the object's files, made on first use: a run makes a few objects per
     # object (store lookups, the emulator), most of which need one or two of them.
@@ -77,6 +81,10 @@ class CdistObject:
     def __repr__(self) -> str:
         return f"<CdistObject {self.name}>"
 
+    def file(self, name: str) -> str:
+        """The path of the object's file (or directory) ``name``, as a string."""
+        return f"{self.directory}/{name}"
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CdistObject):
             return NotImplemented
@@ -89,7 +97,7 @@ class CdistObject:
 
     def exists(self) -> bool:
         """True once the object directory has been created."""
-        return self.path.is_dir()
+        return os.path.isdir(self.directory)
 
     def create(self) -> None:
         """Create the object directory and its parameter/explorer/stdout/stderr dirs.
@@ -97,14 +105,19 @@ class CdistObject:
         Never `files/`: shipped types (`__file`, `__block`, ...) create it themselves with
         a plain `mkdir "$__object/files"` under `sh -e`, which fails if it exists.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
-        for directory in (
-            self.parameter_path,
-            self.explorer_path,
-            self.stdout_path,
-            self.stderr_path,
-        ):
-            directory.mkdir(exist_ok=True)
+        try:
+            os.mkdir(self.directory)
+        except FileNotFoundError:  # the first object of its type, or a nested id
+            os.makedirs(self.directory, exist_ok=True)
+        except FileExistsError:
+            if not os.path.isdir(self.directory):
+                raise
+        for name in ("parameter", "explorer", "stdout", "stderr"):
+            try:
+                os.mkdir(f"{self.directory}/{name}")
+            except FileExistsError:
+                if not os.path.isdir(f"{self.directory}/{name}"):
+                    raise
 
     # --- parameters ------------------------------------------------------------------
 
@@ -117,8 +130,9 @@ class CdistObject:
         cdist_type = self.cdist_type
         multiple = cdist_type.multiple_parameters
         result: dict[str, ParameterValue] = {}
-        for name in _visible_files(self.parameter_path):
-            lines = split_lines(read_text(self.parameter_path / name))
+        directory = self.file("parameter")
+        for name in _visible_files(directory):
+            lines = split_lines(read_text(f"{directory}/{name}"))
             if name in cdist_type.boolean:
                 result[name] = ""
             elif name in multiple or len(lines) > 1:
@@ -136,11 +150,12 @@ class CdistObject:
         empty or has one already, so a boolean (``""``) is an empty file.  ``fresh``: the
         object was just created (`create`), so its parameter directory exists, empty.
         """
+        directory = self.file("parameter")
         if not fresh:
             self.parameter_path.mkdir(parents=True, exist_ok=True)
-            for name in _visible_files(self.parameter_path):
+            for name in _visible_files(directory):
                 if name not in params:
-                    (self.parameter_path / name).unlink()
+                    os.unlink(f"{directory}/{name}")
         for name, value in params.items():
             if isinstance(value, list):
                 content = "".join(f"{item}\n" for item in value)
@@ -148,59 +163,59 @@ class CdistObject:
                 content = f"{value}\n"
             else:
                 content = value
-            write_text(self.parameter_path / name, content)
+            write_text(f"{directory}/{name}", content)
 
     # --- line-list files ---------------------------------------------------------------
 
     @property
     def require(self) -> list[str]:
         """Names this object requires (``<objdir>/require``), duplicates kept."""
-        return read_lines(self.path / "require")
+        return read_lines(self.file("require"))
 
     def add_require(self, names: Iterable[str]) -> None:
-        append_lines(self.path / "require", names)
+        append_lines(self.file("require"), names)
 
     @property
     def autorequire(self) -> list[str]:
         """Children whose code must run before this object's (``<objdir>/autorequire``)."""
-        return read_lines(self.path / "autorequire")
+        return read_lines(self.file("autorequire"))
 
     def add_autorequire(self, names: Iterable[str]) -> None:
-        append_lines(self.path / "autorequire", names)
+        append_lines(self.file("autorequire"), names)
 
     @property
     def parents(self) -> list[str]:
         """Objects whose type manifest defined this one."""
-        return read_lines(self.path / "parents")
+        return read_lines(self.file("parents"))
 
     def add_parent(self, name: str) -> None:
         """Record ``name`` as a parent, once."""
-        append_unique(self.path / "parents", name)
+        append_unique(self.file("parents"), name)
 
     @property
     def children(self) -> list[str]:
         """Objects this object's type manifest defined."""
-        return read_lines(self.path / "children")
+        return read_lines(self.file("children"))
 
     def add_child(self, name: str) -> None:
         """Record ``name`` as a child, once."""
-        append_unique(self.path / "children", name)
+        append_unique(self.file("children"), name)
 
     @property
     def source(self) -> list[str]:
         """The manifests that defined this object, one line per definition."""
-        return read_lines(self.path / "source")
+        return read_lines(self.file("source"))
 
     def add_source(self, manifest: str) -> None:
-        append_lines(self.path / "source", [manifest])
+        append_lines(self.file("source"), [manifest])
 
     @property
     def typeorder(self) -> list[str]:
         """Objects defined by this object's type manifest, in definition order."""
-        return read_lines(self.typeorder_path)
+        return read_lines(self.file("typeorder"))
 
     def add_typeorder(self, name: str) -> None:
-        append_lines(self.typeorder_path, [name])
+        append_lines(self.file("typeorder"), [name])
 
     # --- state and code ------------------------------------------------------------------
 
@@ -208,26 +223,27 @@ class CdistObject:
     def state(self) -> str:
         """``""`` (undefined), ``"prepared"`` or ``"done"``; see `State`."""
         try:
-            return read_text(self.state_path).strip()
+            return read_text(self.file("state")).strip()
         except FileNotFoundError:
             return State.UNDEFINED
 
     @state.setter
     def state(self, value: str) -> None:
         if State(value):
-            write_text(self.state_path, f"{value}\n")
+            write_text(self.file("state"), f"{value}\n")
         else:
-            self.state_path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.file("state"))
 
     @property
     def code_local(self) -> str:
         """The generated local code, trailing newlines stripped; ``""`` when none."""
-        return _read_code(self.code_local_path)
+        return _read_code(self.file("code-local"))
 
     @property
     def code_remote(self) -> str:
         """The generated remote code, trailing newlines stripped; ``""`` when none."""
-        return _read_code(self.code_remote_path)
+        return _read_code(self.file("code-remote"))
 
     def write_code(self, kind: str, code: str) -> None:
         """Store gencode output as ``code-local``/``code-remote`` (§5.9 step 2).
@@ -238,9 +254,10 @@ class CdistObject:
         file_name = kind if kind.startswith("code-") else f"code-{kind}"
         if file_name not in _CODE_FILES:
             raise ValueError(f"invalid code kind: {kind!r}")
-        path = self.path / file_name
+        path = self.file(file_name)
         if not code:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
             return
         if not code.endswith("\n"):
             code += "\n"
@@ -299,7 +316,7 @@ class ObjectStore:
             yield from self._walk_ids(child, f"{object_id}/")
 
 
-def _visible_files(directory: Path) -> list[str]:
+def _visible_files(directory: Path | str) -> list[str]:
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
@@ -317,7 +334,7 @@ def _visible_dirs(directory: Path) -> list[str]:
     )
 
 
-def _read_code(path: Path) -> str:
+def _read_code(path: str) -> str:
     try:
         return read_text(path).rstrip("\n")
     except FileNotFoundError:
