@@ -32,6 +32,8 @@ import trio
 VERSION = 4
 MSG_HELLO = 0x00000001
 C_NEW_SESSION = 0x10000002
+C_TERMINATE = 0x10000005
+S_OK = 0x80000001
 S_PERMISSION_DENIED = 0x80000002
 S_FAILURE = 0x80000003
 S_EXIT_MESSAGE = 0x80000004
@@ -270,6 +272,30 @@ async def run_session(control: Path, command: str, stdin: bytes | None) -> Sessi
     finally:
         for fd in (*ours, *theirs):
             os.close(fd)
+        master.close()
+
+
+async def request_exit(control: Path) -> None:
+    """Ask the master on ``control`` to exit, as ``ssh -O exit`` does, without a process.
+
+    Returns once the master said yes, or closed the socket instead: it often exits
+    before its answer is out, and ssh's own ``-O exit`` takes that as done too.  Raises
+    `MuxError` when it could not be asked or did not agree (`MuxUnsupported`: another
+    protocol version; `MuxRefused`: a refusal), so the caller stops it another way.
+    """
+    master = await _Control.connect(control)
+    try:
+        await _handshake(master)
+        await master.send(_packet(_u32(C_TERMINATE), _u32(1)))
+        body = await master.packet()
+        if body is None:
+            return
+        kind = _fields(body, 1)[0]
+        if kind in (S_FAILURE, S_PERMISSION_DENIED):
+            raise MuxRefused(_reason(body))
+        if kind != S_OK:
+            raise MuxError(f"the ssh master answered {kind:#x} to an exit request")
+    finally:
         master.close()
 
 

@@ -27,7 +27,14 @@ from ..errors import AuthError, ConnectError, HostKeyError, TransportError
 from ..unixserver import socket_directory
 from ._process import _kill_group, run_argv
 from .base import Completed
-from .mux import MuxError, MuxRefused, MuxSessionBroken, MuxUnsupported, run_session
+from .mux import (
+    MuxError,
+    MuxRefused,
+    MuxSessionBroken,
+    MuxUnsupported,
+    request_exit,
+    run_session,
+)
 from .pool import SessionPool
 from .pooled import PooledRemote
 from .sessions import (
@@ -217,7 +224,12 @@ async def _stop_master(host: str, base: Sequence[str], master: Master) -> None:
     with trio.CancelScope(shield=True):
         process = master.process
         if process.returncode is None and master.control.exists():
-            await run_argv(["ssh", *base, "-S", str(master.control), "-O", "exit", host])
+            # A master that stopped answering is killed below, as one that would not exit.
+            with trio.move_on_after(2):
+                try:
+                    await request_exit(master.control)  # as `ssh -O exit` asks, no process
+                except MuxError:
+                    await run_argv(["ssh", *base, "-S", str(master.control), "-O", "exit", host])
             with trio.move_on_after(2):
                 await process.wait()
         if process.returncode is None:

@@ -270,6 +270,14 @@ async def test_openssh_sessions_through_the_masters_control_socket(
         return await real_run_argv(argv, **kwargs)
 
     monkeypatch.setattr(openssh, "run_argv", recording)
+    killed: list[object] = []
+    real_kill_group = openssh._kill_group
+
+    async def recording_kill(process: Any) -> None:
+        killed.append(process)
+        await real_kill_group(process)
+
+    monkeypatch.setattr(openssh, "_kill_group", recording_kill)
     if not native:
         monkeypatch.setattr(mux, "VERSION", mux.VERSION + 1)  # the master says 4: unsupported
     payload = os.urandom(1 << 20)
@@ -290,8 +298,13 @@ async def test_openssh_sessions_through_the_masters_control_socket(
     for result in results:
         assert (result.returncode, result.stderr) == (3, b"sent along||agent\n")
         assert result.stdout == payload
-    clients = [argv for argv in started if "-O" not in argv]  # not the master's exit
+    clients = [argv for argv in started if "-O" not in argv]
     assert len(clients) == (0 if native else 3)
+    # The master is asked to exit over its socket (ssh's `-O exit` for another version),
+    # and does: never killed.
+    exits = [argv for argv in started if "-O" in argv]
+    assert len(exits) == (0 if native else 1)
+    assert killed == []
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

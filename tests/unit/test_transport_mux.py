@@ -245,3 +245,70 @@ async def test_cancelling_a_session_closes_the_socket_and_the_pipes(tmp_path: Pa
 async def _cancel_when_blocked(scope: trio.CancelScope) -> None:
     await trio.testing.wait_all_tasks_blocked()
     scope.cancel()
+
+
+async def _exit(tmp_path: Path, script: Script) -> None:
+    """`mux.request_exit` against ``script``; its exception raised here, not grouped."""
+    failures: list[Exception] = []
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            control = await _serve(tmp_path, script, nursery)
+            try:
+                await mux.request_exit(control)
+            except Exception as exc:
+                failures.append(exc)
+    if failures:
+        raise failures[0]
+
+
+@pytest.mark.parametrize("answers", [True, False])
+async def test_an_exit_request_is_the_terminate_message(tmp_path: Path, answers: bool) -> None:
+    """Granted with an ok, or by closing the socket: OpenSSH's master often exits
+    before its answer is out."""
+    asked: list[tuple[int, int]] = []
+
+    async def master(side: MasterSide) -> None:
+        await side.hello()
+        kind, request_id = struct.unpack(">II", await side.packet())
+        asked.append((kind, request_id))
+        if answers:
+            await side.send(mux.S_OK, request_id)
+
+    await _exit(tmp_path, master)
+    assert asked == [(mux.C_TERMINATE, 1)]
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "match"),
+    [
+        ((mux.S_PERMISSION_DENIED, 1), mux.MuxRefused, "not allowed"),
+        ((mux.S_FAILURE, 1), mux.MuxRefused, "not allowed"),
+        ((mux.S_SESSION_OPENED, 1), mux.MuxError, "0x80000006 to an exit request"),
+    ],
+)
+async def test_an_exit_request_not_granted_is_an_error(
+    tmp_path: Path, answer: tuple[int, int], error: type[Exception], match: str
+) -> None:
+    """Refused, or answered with something else: the caller has to stop the master
+    another way."""
+
+    async def master(side: MasterSide) -> None:
+        await side.hello()
+        await side.packet()
+        await side.send(*answer, text=b"not allowed")
+
+    with pytest.raises(error, match=match):
+        await _exit(tmp_path, master)
+
+
+async def test_an_exit_request_to_another_protocol_version_is_unsupported(
+    tmp_path: Path,
+) -> None:
+    async def master(side: MasterSide) -> None:
+        await side.send(mux.MSG_HELLO, 3)
+        await side.packet()
+
+    with pytest.raises(mux.MuxUnsupported):
+        await _exit(tmp_path, master)
+    with pytest.raises(mux.MuxError, match="cannot reach the ssh master"):
+        await mux.request_exit(tmp_path / "no-such-socket")
