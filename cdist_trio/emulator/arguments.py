@@ -6,7 +6,6 @@ argparse gives cdist's exact forms: unique-prefix abbreviations, ``--opt=value``
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 import threading
 
@@ -79,19 +78,36 @@ def build_parser(cdist_type: CdistType, err: TextIO | None = None) -> _Parser:
 _PARSER_LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=512)
-def _cached_parser(cdist_type: CdistType) -> _Parser:
-    return build_parser(cdist_type)
-
-
 _SINGLE, _MULTIPLE, _BOOLEAN = range(3)
+_Options = dict[str, tuple[str, int]]
+_CACHE_SIZE = 512
+_parsers: dict[tuple[object, ...], tuple[_Parser, _Options]] = {}
 
 
-@functools.lru_cache(maxsize=512)
-def _options(cdist_type: CdistType) -> dict[str, tuple[str, int]]:
-    """``--name`` → (dest, kind) of every parameter; built after the parser, which
-    refuses conflicting definitions first."""
-    _cached_parser(cdist_type)
+def _cached_parser(cdist_type: CdistType) -> tuple[_Parser, _Options]:
+    """The parser of ``cdist_type`` and its `_options`, built once per definition: the
+    same type in every host's copy of the conf dir shares them (keyed by what the
+    command line depends on, not by the type's path)."""
+    key = (
+        cdist_type.name,
+        cdist_type.required,
+        cdist_type.required_multiple,
+        cdist_type.optional,
+        cdist_type.optional_multiple,
+        cdist_type.boolean,
+        cdist_type.singleton,
+    )
+    found = _parsers.get(key)
+    if found is None:
+        if len(_parsers) >= _CACHE_SIZE:
+            _parsers.clear()
+        # The parser first: it refuses conflicting definitions.
+        found = _parsers[key] = (build_parser(cdist_type), _options(cdist_type))
+    return found
+
+
+def _options(cdist_type: CdistType) -> _Options:
+    """``--name`` → (dest, kind) of every parameter."""
     options = {}
     for names, kind in (
         (cdist_type.required, _SINGLE),
@@ -115,7 +131,7 @@ def _parse_common(cdist_type: CdistType, argv: list[str]) -> dict[str, Any] | No
     whose rules for those are subtle; for the common form the result is the same
     (tests/unit/test_emulator_arguments.py compares the two).
     """
-    options = _options(cdist_type)
+    options = _cached_parser(cdist_type)[1]
     namespace: dict[str, Any] = {dest: None for dest, _ in options.values()}
     object_id: str | None = None
     index, count = 0, len(argv)
@@ -169,7 +185,7 @@ def parse_arguments(
     """
     namespace = _parse_common(cdist_type, argv)
     if namespace is None:
-        parser = _cached_parser(cdist_type)
+        parser = _cached_parser(cdist_type)[0]
         # One parser per type definition, shared by every call (building one costs more
         # than parsing); its message stream is the caller's, so one call at a time.
         with _PARSER_LOCK:
