@@ -106,18 +106,11 @@ class CdistObject:
         a plain `mkdir "$__object/files"` under `sh -e`, which fails if it exists.
         """
         try:
-            os.mkdir(self.directory)
+            _mkdir(self.directory)
         except FileNotFoundError:  # the first object of its type, or a nested id
             os.makedirs(self.directory, exist_ok=True)
-        except FileExistsError:
-            if not os.path.isdir(self.directory):
-                raise
         for name in ("parameter", "explorer", "stdout", "stderr"):
-            try:
-                os.mkdir(f"{self.directory}/{name}")
-            except FileExistsError:
-                if not os.path.isdir(f"{self.directory}/{name}"):
-                    raise
+            _mkdir(f"{self.directory}/{name}")
 
     # --- parameters ------------------------------------------------------------------
 
@@ -314,6 +307,15 @@ class ObjectStore:
             if (child / self.marker).is_dir():
                 yield object_id
             yield from self._walk_ids(child, f"{object_id}/")
+
+
+def _mkdir(path: str) -> None:
+    """``mkdir``, an existing directory accepted (``Path.mkdir(exist_ok=True)``)."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
 
 
 def _visible_files(directory: Path | str) -> list[str]:
