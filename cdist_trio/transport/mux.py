@@ -9,7 +9,8 @@ command, followed by the session's stdin, stdout and stderr as three file descri
 (one ``SCM_RIGHTS`` message each).  The master opens the channel on the server and runs it on
 those descriptors; it answers "session opened" or a failure with a reason, and when the
 command ends it sends the exit status and closes the socket.  `run_session` speaks that
-protocol from the run's own thread: pipes instead of a process.
+protocol from the run's own thread: pipes instead of a process.  `request_exit` asks the
+master to exit the same way (``ssh -O exit`` is a process for one message).
 
 The master stays the real ``ssh`` binary, so authentication, host keys, ProxyJump and
 every ssh_config option are OpenSSH's own.  Like ssh's mux client, a session the server
