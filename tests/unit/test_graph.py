@@ -97,3 +97,40 @@ def test_graph_all_done() -> None:
     assert not graph.all_done()
     graph.set_phase("__a/1", Phase.DONE)
     assert graph.all_done()
+
+
+def test_graph_ready_objects_come_in_definition_order() -> None:
+    """Whatever order objects were prepared in, they run (and their code is batched)
+    in the order they were first defined."""
+    names = [f"__a/{i}" for i in range(6)]
+    graph = _graph({name: ([], []) for name in names})
+    for name in reversed(names):
+        graph.set_phase(name, Phase.PREPARING)
+        graph.set_phase(name, Phase.PREPARED)
+    assert graph.ready_to_run() == names
+    for name in (names[4], names[1]):
+        graph.set_phase(name, Phase.NEW)  # back to the start: still in its place
+    assert graph.ready_to_prepare() == [names[1], names[4]]
+    assert graph.ready_to_run() == [n for n in names if n not in (names[1], names[4])]
+
+
+def test_graph_a_cycle_closed_by_a_later_definition_is_found() -> None:
+    """The cycle check is skipped while nothing was added since it last found none; a
+    re-definition that adds the closing edge counts as an addition."""
+    graph = _graph({"__cyc/a": (["__cyc/b"], []), "__cyc/b": ([], [])})
+    assert graph.find_cycle() is None
+    graph.set_phase("__cyc/b", Phase.PREPARED)
+    assert graph.find_cycle() is None
+    graph.update("__cyc/b", [], ["__cyc/a"])
+    assert graph.find_cycle() == ["__cyc/a", "__cyc/b", "__cyc/a"]
+
+
+def test_graph_counts_done_objects_through_every_change_of_phase() -> None:
+    graph = _graph({"__a/1": ([], []), "__a/2": ([], [])})
+    graph.set_phase("__a/1", Phase.DONE)
+    graph.set_phase("__a/1", Phase.DONE)
+    assert not graph.all_done()
+    graph.set_phase("__a/2", Phase.DONE)
+    assert graph.all_done()
+    graph.update("__a/3", [], [])
+    assert not graph.all_done()
