@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from cdist_trio.graph import Graph, Phase
 
 
@@ -134,3 +136,63 @@ def test_graph_counts_done_objects_through_every_change_of_phase() -> None:
     assert graph.all_done()
     graph.update("__a/3", [], [])
     assert not graph.all_done()
+
+
+class _Reference:
+    """Readiness by walking every object each time: the obvious algorithm."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, tuple[list[str], list[str]]] = {}
+        self.phase: dict[str, Phase] = {}
+
+    def done(self, name: str) -> bool:
+        return self.phase.get(name) is Phase.DONE
+
+    def ready_to_prepare(self) -> list[str]:
+        return [
+            n
+            for n, (req, _) in self.nodes.items()
+            if self.phase[n] is Phase.NEW and all(self.done(r) for r in req)
+        ]
+
+    def ready_once_done(self, names: set[str]) -> list[str]:
+        return [
+            n
+            for n, (req, _) in self.nodes.items()
+            if self.phase[n] is Phase.NEW
+            and any(r in names for r in req)
+            and all(r in names or self.done(r) for r in req)
+        ]
+
+    def ready_to_run(self) -> list[str]:
+        return [
+            n
+            for n, (req, auto) in self.nodes.items()
+            if self.phase[n] is Phase.PREPARED and all(self.done(r) for r in (*req, *auto))
+        ]
+
+
+def test_graph_answers_as_a_walk_over_every_object() -> None:
+    """Random definitions, re-definitions and phase changes (backwards too): after each,
+    the kept-up-to-date answers equal those of walking the whole graph."""
+    rng = random.Random(3)
+    for _ in range(40):
+        graph, reference = Graph(), _Reference()
+        names = [f"__t/{i}" for i in range(rng.randrange(2, 14))]
+        for _ in range(120):
+            name = rng.choice(names)
+            if rng.random() < 0.4 or name not in reference.nodes:
+                require = rng.sample([*names, "__nobody/x"], rng.randrange(0, 4))
+                autorequire = rng.sample(names, rng.randrange(0, min(3, len(names))))
+                graph.update(name, require, autorequire)
+                reference.nodes[name] = (list(dict.fromkeys(require)), autorequire)
+                reference.phase.setdefault(name, Phase.NEW)
+            else:
+                phase = rng.choice(list(Phase))
+                graph.set_phase(name, phase)
+                reference.phase[name] = phase
+            some = set(rng.sample(names, rng.randrange(0, min(4, len(names)))))
+            assert graph.ready_to_prepare() == reference.ready_to_prepare()
+            assert graph.ready_once_done(some) == reference.ready_once_done(some)
+            assert graph.ready_to_run() == reference.ready_to_run()
+            assert graph.all_done() == all(p is Phase.DONE for p in reference.phase.values())
