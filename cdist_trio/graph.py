@@ -48,8 +48,6 @@ class Graph:
 
     def __init__(self) -> None:
         self._nodes: dict[str, Node] = {}
-        self._new: dict[str, Node] = {}
-        """Objects not started yet."""
         self._free: dict[str, Node] = {}
         """New objects whose every ``require`` is done (ready to prepare)."""
         self._blocked: dict[str, set[str]] = {}
@@ -77,7 +75,7 @@ class Graph:
         """Add an object or refresh its requirement lists (duplicates are kept out)."""
         node = self._nodes.get(name)
         if node is None:
-            node = self._nodes[name] = self._new[name] = Node(name, len(self._nodes))
+            node = self._nodes[name] = Node(name, len(self._nodes))
             self._free[name] = node
             self._unchecked = True
         require, autorequire = list(dict.fromkeys(require)), list(dict.fromkeys(autorequire))
@@ -95,11 +93,10 @@ class Graph:
             return
         if old is Phase.NEW:
             self._unblock(node)
-        for phases, kind in ((self._new, Phase.NEW), (self._prepared, Phase.PREPARED)):
-            if old is kind:
-                del phases[name]
-            elif phase is kind:
-                phases[name] = node
+        if old is Phase.PREPARED:
+            del self._prepared[name]
+        elif phase is Phase.PREPARED:
+            self._prepared[name] = node
         self._done += (phase is Phase.DONE) - (old is Phase.DONE)
         node.phase = phase
         if phase is Phase.NEW:
@@ -112,9 +109,10 @@ class Graph:
                     del self._blocked[waiter]
                     self._free[waiter] = self._nodes[waiter]
         elif old is Phase.DONE:  # never in a run; kept exact all the same
-            for other in list(self._new.values()):
-                self._unblock(other)
-                self._block(other)
+            for other in self._nodes.values():
+                if other.phase is Phase.NEW:
+                    self._unblock(other)
+                    self._block(other)
 
     def _block(self, node: Node) -> None:
         """File a new object as free, or as blocked by its ``require`` not done."""
